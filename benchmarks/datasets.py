@@ -1,0 +1,101 @@
+"""The benchmark datasets: where each lives under the shared folder and how it is split.
+
+Every configuration of a run reads the same train/val/test files, written once per dataset by
+:func:`prepare`, so the Trainer baselines and bertclf see identical texts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+SPLIT_SEED = 0  # the data split is fixed; the training seed varies between repeats
+
+
+@dataclass
+class DatasetSpec:
+    name: str
+    description: str
+    files: tuple[str, ...]  # paths under the datasets folder that must exist
+    load: Callable[[Path], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]  # -> train, val, test (text, label)
+    options: dict = field(default_factory=dict)  # settings every side uses (e.g. max_length, epochs)
+    bertclf_options: dict = field(default_factory=dict)  # options only bertclf has (e.g. a long-text strategy)
+    metric: str = "f1_macro"  # validation metric that picks the best epoch, on every side
+
+
+def _hold_out(frame: pd.DataFrame, size: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    kept, held = train_test_split(frame, test_size=size, random_state=SPLIT_SEED, stratify=frame["label"])
+    return kept.reset_index(drop=True), held.reset_index(drop=True)
+
+
+def _head(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
+    """A stratified slice of ``rows`` rows (all of them when ``rows`` is None)."""
+    if rows is None or rows >= len(frame):
+        return frame
+    return _hold_out(frame, rows / len(frame))[1]
+
+
+def rutweetcorp(train_rows: int | None = None, test_rows: int | None = None):
+    def load(root: Path):
+        train = pd.read_csv(root / "rutweetcorp" / "valid.csv")[["text", "label"]]
+        test = pd.read_csv(root / "rutweetcorp" / "test.csv")[["text", "label"]]
+        train, val = _hold_out(_head(train, train_rows), 0.1)
+        return train, val, _head(test, test_rows)
+    return load
+
+
+def cola(train_rows: int | None = None):
+    def load(root: Path):
+        names = ["source", "label", "mark", "text"]
+
+        def read(name: str) -> pd.DataFrame:
+            return pd.read_csv(root / "cola" / name, sep="\t", header=None, names=names)[["text", "label"]]
+
+        return _head(read("in_domain_train.tsv"), train_rows), read("in_domain_dev.tsv"), read("out_of_domain_dev.tsv")
+    return load
+
+
+def bbc_news(rows: int | None = None):
+    def load(root: Path):
+        frame = pd.read_csv(root / "bbc_news" / "bbc_news_train.csv").rename(columns={"Text": "text",
+                                                                                      "Category": "label"})
+        rest, test = _hold_out(_head(frame[["text", "label"]], rows), 0.1)
+        train, val = _hold_out(rest, 1 / 9)
+        return train, val, test
+    return load
+
+
+SUITES: dict[str, list[DatasetSpec]] = {
+    "quick": [
+        DatasetSpec("rutweetcorp", "RuTweetCorp (Russian sentiment), 600-text slice of valid.csv, 400 test texts",
+                    ("rutweetcorp/valid.csv", "rutweetcorp/test.csv"), rutweetcorp(600, 400), {"epochs": 2}),
+        DatasetSpec("cola", "CoLA (acceptability), 1,000-text slice of in_domain_train, out-of-domain test",
+                    ("cola/in_domain_train.tsv",), cola(1000), {"epochs": 2}, metric="mcc"),
+    ],
+    "full": [
+        DatasetSpec("bbc_news", "BBC News (5 topics, long articles), 80/10/10 split, max length 256",
+                    ("bbc_news/bbc_news_train.csv",), bbc_news(), {"max_length": 256}),
+        DatasetSpec("cola", "CoLA: in_domain_train / in_domain_dev (validation) / out_of_domain_dev (test)",
+                    ("cola/in_domain_train.tsv",), cola(), metric="mcc"),
+        DatasetSpec("rutweetcorp", "RuTweetCorp: valid.csv (90% train, 10% validation) / test.csv",
+                    ("rutweetcorp/valid.csv", "rutweetcorp/test.csv"), rutweetcorp()),
+    ],
+}
+
+
+def available(spec: DatasetSpec, root: Path) -> bool:
+    return all((root / name).is_file() for name in spec.files)
+
+
+def prepare(spec: DatasetSpec, root: Path, directory: Path) -> dict[str, Path]:
+    """Write the dataset's train/val/test parts as CSV files (columns text, label) and return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for part, frame in zip(("train", "val", "test"), spec.load(root), strict=True):
+        paths[part] = directory / f"{part}.csv"
+        frame.to_csv(paths[part], index=False)
+    return paths

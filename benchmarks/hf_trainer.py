@@ -1,0 +1,104 @@
+"""The baseline: the Hugging Face ``Trainer`` set up as transformers' ``run_classification.py`` does it.
+
+Two variants, differing only in how batches are padded:
+
+- ``default``: every text padded to ``max_length`` at tokenization time and ``default_data_collator``
+  (``run_classification.py``'s default, ``pad_to_max_length=True``);
+- ``tuned``: no padding at tokenization, ``DataCollatorWithPadding`` pads each batch to its longest text, and
+  ``train_sampling_strategy="group_by_length"`` puts texts of similar length together.
+
+Both evaluate on the validation set every epoch and restore the best checkpoint by the same metric as bertclf,
+with the same model, max length, batch size, learning rate, warmup, weight decay, clipping and epochs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from datasets import Dataset
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    default_data_collator,
+)
+
+from benchmarks.scoring import single_label_scores
+
+
+def train_and_test(variant: str, paths: dict[str, Path], model_path: str, settings: dict[str, Any],
+                   work_dir: Path, bf16: bool) -> dict[str, Any]:
+    """Train one Trainer baseline and score it on the test part; returns timings, token counts and metrics."""
+    frames = {part: pd.read_csv(path) for part, path in paths.items()}
+    classes = sorted(frames["train"]["label"].unique().tolist())
+    label_ids = {label: index for index, label in enumerate(classes)}
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    pad = variant == "default"
+
+    def tokenize(batch: dict[str, list]) -> dict[str, list]:
+        encoded = tokenizer(batch["text"], truncation=True, max_length=settings["max_length"],
+                            padding="max_length" if pad else False)
+        encoded["label"] = [label_ids[label] for label in batch["label"]]
+        return encoded
+
+    datasets = {part: Dataset.from_pandas(frame[["text", "label"]]).map(tokenize, batched=True,
+                                                                           remove_columns=["text"])
+                for part, frame in frames.items()}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_path, num_labels=len(classes), id2label=dict(enumerate(map(str, classes))),
+        label2id={str(label): index for index, label in enumerate(classes)},
+    )
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        scores = single_label_scores(prediction.label_ids, prediction.predictions.argmax(axis=-1))
+        return {name: scores[name] for name in ("accuracy", "f1_macro", "mcc")}
+
+    args = TrainingArguments(
+        output_dir=str(work_dir),
+        per_device_train_batch_size=settings["batch_size"],
+        per_device_eval_batch_size=settings["eval_batch_size"],
+        learning_rate=settings["learning_rate"],
+        num_train_epochs=settings["epochs"],
+        warmup_steps=settings["warmup_ratio"],  # a float below 1 is a fraction of the steps
+        weight_decay=settings["weight_decay"],
+        max_grad_norm=settings["max_grad_norm"],
+        lr_scheduler_type="linear",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model=settings["metric"],
+        train_sampling_strategy="random" if pad else "group_by_length",
+        seed=settings["seed"],
+        bf16=bf16,
+        logging_strategy="epoch",
+        report_to="none",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=datasets["train"], eval_dataset=datasets["val"],
+        processing_class=tokenizer,
+        data_collator=default_data_collator if pad else DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+    )
+    started = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - started
+    # With group_by_length the test predictions come back reordered: score them against label_ids.
+    output = trainer.predict(datasets["test"])
+    scores = single_label_scores(output.label_ids, output.predictions.argmax(axis=-1))
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return {
+        "train_seconds": train_seconds,
+        "train_samples": len(frames["train"]) * settings["epochs"],
+        "train_tokens": int(sum(np.sum(mask) for mask in datasets["train"]["attention_mask"])),
+        "metrics": scores,
+    }

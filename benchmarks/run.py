@@ -1,0 +1,208 @@
+"""Benchmark bertclf against the Hugging Face Trainer (default and tuned) and ``transformers.pipeline``.
+
+    python -m benchmarks.run --suite quick    # small slices, under 10 minutes on 2 CPU cores
+    python -m benchmarks.run --suite full     # the shared datasets, 3 seeds each
+
+Every job runs in its own process (its peak RSS is read from ``wait4``) on the same machine, model and
+data, in the same run; the figures go to ``BENCHMARKS.md`` and ``benchmarks/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from statistics import mean, stdev
+from typing import Any
+
+import pandas as pd
+import torch
+import transformers
+
+import bertclf
+from benchmarks import flops
+from benchmarks.datasets import SUITES, DatasetSpec, available, prepare
+from benchmarks.report import write_report
+from bertclf.config import ClassifierConfig
+from bertclf.modeling import load_encoder_config, load_tokenizer, resolve_model_path
+from bertclf.tokenization import choose_max_length, model_token_limit, special_tokens, tokenize
+
+ROOT = Path(__file__).resolve().parents[1]
+SIDES = ("trainer-default", "trainer-tuned", "bertclf")
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "bertclf": bertclf.__version__,
+    }
+
+
+def run_job(job: dict[str, Any], job_path: Path) -> dict[str, Any]:
+    """Run one worker process; add its wall time and peak RSS to its result."""
+    job_path.write_text(json.dumps(job, default=str))
+    log_path = job_path.with_suffix(".log")
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "benchmarks.worker", str(job_path)], cwd=ROOT,
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        tail = "\n".join(log_path.read_text().splitlines()[-15:])
+        raise RuntimeError(f"benchmark job {job_path.name} failed:\n{tail}")
+    result = json.loads(job_path.with_suffix(".result.json").read_text())
+    return {**result, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def token_counts(texts: list[str], model: str) -> list[int]:
+    """Tokens of each text with the model's special tokens, before truncation."""
+    tokenizer = load_tokenizer(model)
+    prefix, suffix = special_tokens(tokenizer)
+    return [len(ids) + len(prefix) + len(suffix) for ids in tokenize(tokenizer, texts)]
+
+
+def settings_for(spec: DatasetSpec, train_counts: list[int], model: str) -> dict[str, Any]:
+    """bertclf's defaults for this dataset, with ``max_length='auto'`` resolved as bertclf resolves it."""
+    settings = {**dataclasses.asdict(ClassifierConfig()), **spec.options, "metric": spec.metric}
+    if settings["max_length"] == "auto":
+        limit = model_token_limit(load_tokenizer(model), load_encoder_config(model))
+        settings["max_length"] = choose_max_length(train_counts, limit)
+    return settings
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation of every figure over the seeds."""
+    def stats(values: list[float]) -> dict[str, float]:
+        return {"mean": mean(values), "std": stdev(values) if len(values) > 1 else 0.0}
+
+    numbers = {name for run in runs for name, value in run.items() if isinstance(value, (int, float))}
+    summary = {name: stats([run[name] for run in runs]) for name in sorted(numbers)}
+    metric_names = runs[0]["metrics"].keys()
+    summary["metrics"] = {name: stats([run["metrics"][name] for run in runs]) for name in metric_names}
+    return summary
+
+
+def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int], peak: dict[str, float],
+                      bf16: bool) -> dict[str, Any]:
+    model = ClassifierConfig().model
+    model_path = resolve_model_path(model)
+    paths = prepare(spec, root, work / spec.name / "data")
+    frames = {part: pd.read_csv(path) for part, path in paths.items()}
+    train_counts = token_counts(frames["train"]["text"].tolist(), model)
+    settings = {**settings_for(spec, train_counts, model), "bertclf_options": spec.bertclf_options}
+    train_lengths = [min(count, settings["max_length"]) for count in train_counts]
+    test_lengths = [min(count, settings["max_length"]) for count in token_counts(frames["test"]["text"].tolist(),
+                                                                                  model)]
+    encoder = load_encoder_config(model)
+    train_flops = flops.training_flops(encoder, train_lengths) * settings["epochs"]
+    inference_flops = flops.inference_flops(encoder, test_lengths)
+    sides: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    inference_runs = []
+    for seed in seeds:
+        for side in SIDES:
+            print(f"[{spec.name}] seed {seed}: {side} ...", flush=True)
+            run_dir = work / spec.name / f"{side}-seed{seed}"
+            job = {"kind": "train", "side": side, "paths": paths, "settings": {**settings, "seed": seed},
+                   "model_path": model_path, "run_dir": run_dir, "bf16": bf16}
+            result = run_job(job, work / spec.name / f"{side}-seed{seed}.json")
+            result["train_samples_per_s"] = result["train_samples"] / result["train_seconds"]
+            result["train_flops_per_s"] = train_flops / result["train_seconds"]
+            result["train_peak_fraction"] = result["train_flops_per_s"] / peak["flops_per_s"]
+            sides[side].append(result)
+            print(f"[{spec.name}] seed {seed}: {side}: {result['train_samples_per_s']:.1f} samples/s, "
+                  f"{spec.metric} {result['metrics'][spec.metric]:.4f}", flush=True)
+        job = {"kind": "inference", "paths": paths, "settings": settings, "run_dir": work / spec.name /
+               f"bertclf-seed{seed}", "bf16": bf16}
+        result = run_job(job, work / spec.name / f"inference-seed{seed}.json")
+        result["bertclf_peak_fraction"] = inference_flops * result["bertclf_texts_per_s"] / len(test_lengths) \
+            / peak["flops_per_s"]
+        result["pipeline_peak_fraction"] = inference_flops * result["pipeline_texts_per_s"] / len(test_lengths) \
+            / peak["flops_per_s"]
+        inference_runs.append(result)
+        print(f"[{spec.name}] seed {seed}: inference {result['bertclf_texts_per_s']:.1f} vs pipeline "
+              f"{result['pipeline_texts_per_s']:.1f} texts/s, agreement {result['agreement']:.4f}", flush=True)
+    inference = {name: {"mean": mean(r[name] for r in inference_runs),
+                        "std": stdev([r[name] for r in inference_runs]) if len(inference_runs) > 1 else 0.0}
+                 for name in inference_runs[0]}
+    return {
+        "description": spec.description,
+        "metric": spec.metric,
+        "sizes": {part: len(frame) for part, frame in frames.items()},
+        "settings": {name: settings[name] for name in ("max_length", "epochs", "batch_size", "eval_batch_size",
+                                                        "learning_rate", "warmup_ratio", "weight_decay")},
+        "bertclf_options": spec.bertclf_options,
+        "mean_train_tokens": mean(train_lengths),
+        "seeds": seeds,
+        "configurations": {side: {**summarise(runs), "runs": runs} for side, runs in sides.items()},
+        "inference": {**inference, "runs": inference_runs},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets",
+                        help="Folder holding the shared datasets.")
+    parser.add_argument("--seeds", type=int, help="Repeats per configuration (default: 1 quick, 3 full).")
+    parser.add_argument("--only", help="Comma-separated dataset names of the suite to run.")
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work", help="Scratch folder.")
+    parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
+    args = parser.parse_args(argv)
+
+    seeds = list(range(args.seeds or (3 if args.suite == "full" else 1)))
+    bf16 = torch.cuda.is_available()
+    started = time.perf_counter()
+    peak = flops.measure_matmul_rate(bf16)
+    print(f"matmul rate: {peak['flops_per_s'] / 1e9:.1f} GFLOP/s ({peak['dtype']})", flush=True)
+    specs = SUITES[args.suite]
+    if args.only:
+        wanted = set(args.only.split(","))
+        specs = [spec for spec in specs if spec.name in wanted]
+    datasets, skipped = {}, {}
+    for spec in specs:
+        if not available(spec, args.datasets):
+            skipped[spec.name] = f"missing under {args.datasets}: {', '.join(spec.files)}"
+            print(f"skipping {spec.name}: {skipped[spec.name]}", flush=True)
+            continue
+        datasets[spec.name] = benchmark_dataset(spec, args.datasets, args.work, seeds, peak, bf16)
+    results = {
+        "suite": args.suite,
+        "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "precision": "bf16" if bf16 else "fp32",
+        "matmul": peak,
+        "total_minutes": (time.perf_counter() - started) / 60,
+        "datasets": datasets,
+        "skipped": skipped,
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=2))
+    write_report(results, args.report)
+    print(f"wrote {args.report} and {args.results} in {results['total_minutes']:.1f} minutes")
+
+
+if __name__ == "__main__":
+    main()

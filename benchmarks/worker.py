@@ -1,0 +1,94 @@
+"""One measured job, run in its own process so that its peak memory is its own.
+
+``python -m benchmarks.worker JOB.json`` reads the job, runs it and writes the result next to it
+(``JOB.result.json``). Jobs: train one side (``trainer-default``, ``trainer-tuned``, ``bertclf``) and score it
+on the test part, or time inference of a saved bertclf run against ``transformers.pipeline``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmarks.scoring import single_label_scores
+
+
+def train_bertclf(paths: dict[str, Path], settings: dict[str, Any], save_to: Path, bf16: bool) -> dict[str, Any]:
+    from bertclf import TextClassifier
+
+    options = {name: settings[name] for name in ("max_length", "epochs", "batch_size", "eval_batch_size",
+                                                 "learning_rate", "warmup_ratio", "weight_decay", "max_grad_norm",
+                                                 "metric", "seed")}
+    classifier = TextClassifier(**options, **settings.get("bertclf_options", {}),
+                                mixed_precision="bf16" if bf16 else "no")
+    classifier.fit(str(paths["train"]), val=str(paths["val"]))
+    test = pd.read_csv(paths["test"])
+    predictions = classifier.predict_proba(test["text"].tolist()).argmax(axis=1)
+    labels = np.array([classifier.classes_.index(label) for label in test["label"]])
+    classifier.save(save_to, overwrite=True)
+    return {
+        "train_seconds": classifier.train_result_.train_seconds,
+        "train_samples": classifier.train_result_.train_samples,
+        "metrics": single_label_scores(labels, predictions),
+    }
+
+
+def time_inference(run_dir: Path, test_path: Path, batch_size: int, bf16: bool) -> dict[str, Any]:
+    """Texts per second of ``TextClassifier.predict`` and of ``pipeline`` on the same texts and model."""
+    from transformers import pipeline
+
+    from bertclf import TextClassifier
+
+    texts = pd.read_csv(test_path)["text"].tolist()
+    classifier = TextClassifier.load(run_dir)
+    classifier.predict_proba(texts[:batch_size])  # warm-up
+    started = time.perf_counter()
+    ours = [str(classifier.classes_[i]) for i in classifier.predict_proba(texts).argmax(axis=1)]
+    ours_seconds = time.perf_counter() - started
+
+    device = 0 if torch.cuda.is_available() else -1
+    classify = pipeline("text-classification", model=str(run_dir), device=device,
+                        dtype=torch.bfloat16 if bf16 else torch.float32)
+    classify(texts[:batch_size], batch_size=batch_size, truncation=True)  # warm-up
+    started = time.perf_counter()
+    theirs = [result["label"] for result in classify(texts, batch_size=batch_size, truncation=True)]
+    pipeline_seconds = time.perf_counter() - started
+    lengths = [len(ids) for ids in classify.tokenizer(texts, truncation=True)["input_ids"]]
+    batches = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
+    padded = sum(len(batch) * max(batch) for batch in batches)
+    return {
+        "texts": len(texts),
+        "pipeline_padding_share": 1 - sum(lengths) / padded,
+        "bertclf_texts_per_s": len(texts) / ours_seconds,
+        "pipeline_texts_per_s": len(texts) / pipeline_seconds,
+        "agreement": float(np.mean([a == b for a, b in zip(ours, theirs, strict=True)])),
+    }
+
+
+def main(job_path: str) -> None:
+    logging.getLogger("bertclf").setLevel(logging.WARNING)
+    job = json.loads(Path(job_path).read_text())
+    paths = {part: Path(path) for part, path in job["paths"].items()}
+    bf16 = job["bf16"]
+    if job["kind"] == "inference":
+        result = time_inference(Path(job["run_dir"]), paths["test"], job["settings"]["eval_batch_size"], bf16)
+    elif job["side"] == "bertclf":
+        result = train_bertclf(paths, job["settings"], Path(job["run_dir"]), bf16)
+    else:
+        from benchmarks.hf_trainer import train_and_test
+
+        variant = job["side"].removeprefix("trainer-")
+        result = train_and_test(variant, paths, job["model_path"], job["settings"], Path(job["run_dir"]), bf16)
+    Path(job_path).with_suffix(".result.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,95 @@
+"""Batches with little padding: length-bucketed shuffled batches for training, length-sorted for inference.
+
+Padding is dynamic (each batch is padded to its own longest text), so the compute spent on a batch
+follows the lengths of the texts in it. Training draws a fresh random permutation every epoch, cuts it
+into pools of many batches, sorts each pool by length and shuffles the resulting batches. Inference
+sorts everything by length; callers put the results back in input order with ``order``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+POOL_BATCHES = 64  # batches per sorting pool: more means less padding, fewer means more randomness
+
+
+class EncodedTexts(Dataset):
+    """Token-id lists and, for training and evaluation, their label rows."""
+
+    def __init__(self, token_ids: Sequence[Sequence[int]], labels: np.ndarray | None = None):
+        self.token_ids = token_ids
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    def __getitem__(self, index: int) -> tuple[Sequence[int], np.ndarray | None]:
+        return self.token_ids[index], None if self.labels is None else self.labels[index]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.token_ids]
+
+
+class PadBatch:
+    """Collate function: pad token ids to the longest in the batch and build the attention mask."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, items: list[tuple[Sequence[int], np.ndarray | None]]) -> dict[str, torch.Tensor]:
+        longest = max(len(ids) for ids, _ in items)
+        input_ids = torch.full((len(items), longest), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), longest), dtype=torch.long)
+        for row, (ids, _) in enumerate(items):
+            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+            attention_mask[row, : len(ids)] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if items[0][1] is not None:
+            batch["labels"] = torch.as_tensor(np.stack([label for _, label in items]))
+        return batch
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """Shuffled batches of similar-length texts, a new arrangement every epoch, reproducible from ``seed``."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, pool_batches: int = POOL_BATCHES):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.pool_size = batch_size * pool_batches
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        permutation = torch.randperm(len(self.lengths), generator=self.generator).numpy()
+        batches = []
+        for start in range(0, len(permutation), self.pool_size):
+            pool = permutation[start : start + self.pool_size]
+            pool = pool[np.argsort(-self.lengths[pool], kind="stable")]
+            batches.extend(pool[i : i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size))
+        for position in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[position]
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Index batches over texts sorted longest first (an out-of-memory error shows up at once, not at the end)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+def train_loader(dataset: EncodedTexts, batch_size: int, seed: int, pad_token_id: int) -> DataLoader:
+    sampler = LengthBucketSampler(dataset.lengths, batch_size, seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadBatch(pad_token_id))
+
+
+def inference_loader(dataset: EncodedTexts, batch_size: int, pad_token_id: int) -> tuple[DataLoader, np.ndarray]:
+    """A loader over length-sorted batches and the input positions in the order it yields them."""
+    batches = sorted_batches(dataset.lengths, batch_size)
+    order = np.fromiter((index for batch in batches for index in batch), dtype=np.int64, count=len(dataset))
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=PadBatch(pad_token_id)), order

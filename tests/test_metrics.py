@@ -1,0 +1,28 @@
+import numpy as np
+import pytest
+
+from bertclf.metrics import classification_metrics, format_report
+
+
+def test_metrics_match_a_hand_computed_case():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probabilities = np.eye(3)[[0, 1, 1, 1, 2, 0]] * 0.9 + 0.1 / 3
+    metrics = classification_metrics(labels, probabilities, ["a", "b", "c"])
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["f1_micro"] == pytest.approx(4 / 6)
+    # per class: a p=1/2 r=1/2, b p=2/3 r=1, c p=1 r=1/2
+    assert metrics["per_class"]["a"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert metrics["per_class"]["b"]["f1"] == pytest.approx(0.8)
+    assert metrics["f1_macro"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    assert metrics["confusion_matrix"]["matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert metrics["loss"] == pytest.approx(-np.log(probabilities[np.arange(6), labels]).mean())
+    assert -1 <= metrics["mcc"] <= 1
+
+
+def test_report_shows_headline_scores_classes_and_matrix():
+    labels = np.array([0, 1, 1])
+    metrics = classification_metrics(labels, np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]), [0, 1])
+    report = format_report(metrics, "test")
+    assert report.startswith("== test (3 texts)")
+    for fragment in ("accuracy 0.6667", "mcc", "precision", "confusion matrix"):
+        assert fragment in report

@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from bertclf.config import DEFAULT_MODEL, ClassifierConfig
+from bertclf.errors import BertclfError
+from bertclf.modeling import (
+    PooledClassifier,
+    build_model,
+    head_parameter_names,
+    load_model,
+    load_tokenizer,
+    mean_pool,
+    resolve_model_path,
+    save_model,
+)
+
+
+def test_default_model_resolves_to_the_packaged_copy(packaged_model_path):
+    assert resolve_model_path(DEFAULT_MODEL) == packaged_model_path
+    assert resolve_model_path("bert-base-uncased") == "bert-base-uncased"  # hub ids pass through
+
+
+def test_missing_or_non_model_directories_are_named(tmp_path):
+    with pytest.raises(BertclfError, match="model directory not found"):
+        resolve_model_path(str(tmp_path / "nope" / "deeper"))
+    with pytest.raises(BertclfError, match="has no config.json"):
+        resolve_model_path(str(tmp_path))
+
+
+def test_unknown_hub_id_offline_is_one_line():
+    with pytest.raises(BertclfError, match="cannot load model 'no-such-org/no-such-model'") as raised:
+        load_tokenizer("no-such-org/no-such-model")
+    assert "\n" not in str(raised.value)
+
+
+def test_cls_linear_is_the_architectures_own_classifier(tiny_model):
+    model = build_model(ClassifierConfig(model=tiny_model), ["a", "b", "c"])
+    assert type(model).__name__ == "BertForSequenceClassification"
+    assert model.config.id2label == {0: "a", 1: "b", 2: "c"}
+    assert head_parameter_names(model) == {"classifier.weight", "classifier.bias"}
+
+
+@pytest.mark.parametrize(("pooling", "head"), [("mean", "linear"), ("cls", "mlp"), ("mean", "mlp")])
+def test_other_poolings_and_heads_wrap_the_encoder(tiny_model, pooling, head):
+    model = build_model(ClassifierConfig(model=tiny_model, pooling=pooling, head=head, head_hidden_size=8), [0, 1])
+    assert isinstance(model, PooledClassifier)
+    assert all(name.startswith("head.") for name in head_parameter_names(model))
+    logits = model(input_ids=torch.tensor([[101, 2000, 102, 0]]), attention_mask=torch.tensor([[1, 1, 1, 0]])).logits
+    assert logits.shape == (1, 2)
+
+
+def test_mean_pooling_ignores_padding():
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    assert mean_pool(hidden, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 3.0]]
+
+
+@pytest.mark.parametrize(("pooling", "head"), [("cls", "linear"), ("mean", "mlp")])
+def test_save_and_load_round_trip_gives_identical_outputs(tiny_model, tmp_path, pooling, head):
+    config = ClassifierConfig(model=tiny_model, pooling=pooling, head=head)
+    model = build_model(config, ["x", "y"]).eval()
+    save_model(model, load_tokenizer(tiny_model), tmp_path, max_length=32)
+    loaded = load_model(tmp_path, config, 2).eval()
+    inputs = {"input_ids": torch.tensor([[101, 2000, 2001, 102]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    torch.testing.assert_close(model(**inputs).logits, loaded(**inputs).logits)
+    assert load_tokenizer(str(tmp_path)).model_max_length == 32
+
+
+def test_corrupt_weights_are_reported(tiny_model, tmp_path):
+    config = ClassifierConfig(model=tiny_model)
+    save_model(build_model(config, ["x", "y"]), load_tokenizer(tiny_model), tmp_path, max_length=32)
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(BertclfError, match="cannot load the model"):
+        load_model(tmp_path, config, 2)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(BertclfError, match="cannot load the model"):
+        load_model(tmp_path, config, 2)
