@@ -79,7 +79,8 @@ def dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
         f"{dataset['description']}. Texts: train {sizes['train']}, validation {sizes['val']}, test {sizes['test']}; "
         f"mean {dataset['mean_train_tokens']:.1f} training tokens after truncation.",
         f"Settings on every side: max length {settings['max_length']}, batch size {settings['batch_size']}, "
-        f"learning rate {settings['learning_rate']:g}, {settings['epochs']} epochs, warmup {settings['warmup_ratio']:g}, "
+        f"learning rate {settings['learning_rate']:g}, {settings['epochs']} epochs, "
+        f"warmup {settings['warmup_ratio']:g}, "
         f"weight decay {settings['weight_decay']:g}; best epoch by validation {metric}; "
         f"seeds {', '.join(map(str, dataset['seeds']))}."
         + (f" bertclf options: {dataset['bertclf_options']}." if dataset.get("bertclf_options") else ""),
@@ -98,7 +99,7 @@ def dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
         )
     inference = dataset["inference"]
     found = ratios(dataset)
-    met, accuracy = accuracy_verdict(dataset)
+    _met, accuracy = accuracy_verdict(dataset)
     lines += [
         "",
         f"Inference on the {inference['texts']['mean']:.0f} test texts (batch size {settings['eval_batch_size']}): "
@@ -115,7 +116,7 @@ def dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
     reasons = missed_reasons(dataset, found)
     if reasons:
         lines += ["", "Why targets were missed here:", ""] + [f"- {reason}" for reason in reasons]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def write_report(results: dict[str, Any], path: Path) -> None:
@@ -138,12 +139,13 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         "",
         "## Summary",
         "",
-        "| dataset | train vs Trainer-default | train vs Trainer-tuned | inference vs pipeline | accuracy vs Trainer-tuned |",
+        "| dataset | train vs Trainer-default | train vs Trainer-tuned | inference vs pipeline "
+        "| accuracy vs Trainer-tuned |",
         "|---|---|---|---|---|",
     ]
     for name, dataset in results["datasets"].items():
         found = ratios(dataset)
-        met, accuracy = accuracy_verdict(dataset)
+        _met, accuracy = accuracy_verdict(dataset)
         lines.append(f"| {name} | {_verdict(found['vs_default'], TARGETS['vs_default'])} "
                      f"| {_verdict(found['vs_tuned'], TARGETS['vs_tuned'])} "
                      f"| {_verdict(found['vs_pipeline'], TARGETS['vs_pipeline'])} | {accuracy} |")
@@ -166,8 +168,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         "(4 x layers x length^2 x hidden), times 3 for training; padding tokens count as waste. The ratio to the "
         "measured matmul rate shows how far each side is from the hardware limit.",
         "- Inference times `TextClassifier.predict_proba` and `pipeline(..., batch_size, truncation=True)` on the same "
-        "saved bertclf model and test texts after one warm-up batch; the saved tokenizer's maximum length is the trained "
-        "one, so both truncate alike.",
+        "saved bertclf model and test texts after one warm-up batch; the saved tokenizer's maximum length is the "
+        "trained one, so both truncate alike.",
         "",
     ]
     path.write_text("\n".join(lines))

@@ -6,15 +6,15 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import random  # noqa: E402
-from pathlib import Path  # noqa: E402
+import random
+from pathlib import Path
 
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from transformers import AutoTokenizer, BertConfig, BertModel  # noqa: E402
+import pandas as pd
+import pytest
+from transformers import AutoTokenizer, BertConfig, BertModel
 
-from bertclf.config import DEFAULT_MODEL  # noqa: E402
-from bertclf.modeling import resolve_model_path  # noqa: E402
+from bertclf.config import DEFAULT_MODEL
+from bertclf.modeling import resolve_model_path
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 

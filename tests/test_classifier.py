@@ -77,7 +77,7 @@ def test_integer_labels_come_back_as_integers(tiny_options):
 
 def test_saved_directory_serves_the_same_labels_through_a_pipeline(fitted, tmp_path):
     fitted.save(tmp_path / "run")
-    texts = make_texts(40, seed=12)["text"].tolist() + ["match " * 300]  # the last one needs truncation
+    texts = [*make_texts(40, seed=12)["text"].tolist(), "match " * 300]  # the last one needs truncation
     classify = pipeline("text-classification", model=str(tmp_path / "run"), device="cpu")
     served = [result["label"] for result in classify(texts, truncation=True)]
     assert served == [str(label) for label in fitted.predict(texts)]

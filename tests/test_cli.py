@@ -86,7 +86,7 @@ def test_headerless_tsv_with_columns(tmp_path, tiny_options, capsys):
     frame = make_texts(90, seed=5)
     frame.insert(0, "source", "x")
     frame[["source", "label", "text"]].to_csv(tmp_path / "data.tsv", sep="\t", header=False, index=False)
-    code, out, err = run(["train", "--train", tmp_path / "data.tsv", "--columns", "source,label,text",
+    code, _out, err = run(["train", "--train", tmp_path / "data.tsv", "--columns", "source,label,text",
                           "--output", tmp_path / "run", *tiny_flags({**tiny_options, "epochs": 1})], capsys)
     assert code == 0, err
     assert "data: train 72, val 9 (held out), test 9 (held out)" in err

@@ -1,6 +1,8 @@
+from pathlib import Path
+
 import pytest
 
-from bertclf.config import DEFAULT_MODEL, ClassifierConfig, read_config_file
+from bertclf.config import DEFAULT_MODEL, ClassifierConfig, options_reference, read_config_file
 from bertclf.errors import BertclfError
 
 
@@ -66,3 +68,12 @@ def test_missing_or_malformed_config_file(tmp_path):
     bad.write_text("- just\n- a list\n")
     with pytest.raises(BertclfError, match="mapping"):
         read_config_file(bad)
+
+
+def test_readme_option_reference_is_the_generated_one():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    embedded = readme.split("<!-- options:start -->\n", 1)[1].split("\n<!-- options:end -->", 1)[0]
+    assert embedded == options_reference(), (
+        "README options are stale: paste the output of "
+        "python -c 'from bertclf.config import options_reference; print(options_reference())'"
+    )

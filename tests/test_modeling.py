@@ -23,7 +23,7 @@ def test_default_model_resolves_to_the_packaged_copy(packaged_model_path):
 def test_missing_or_non_model_directories_are_named(tmp_path):
     with pytest.raises(BertclfError, match="model directory not found"):
         resolve_model_path(str(tmp_path / "nope" / "deeper"))
-    with pytest.raises(BertclfError, match="has no config.json"):
+    with pytest.raises(BertclfError, match=r"has no config\.json"):
         resolve_model_path(str(tmp_path))
 
 

@@ -71,7 +71,7 @@ def test_training_learns_and_keeps_the_best_evaluation(tiny_model):
 def test_early_stopping_after_patience_evaluations(tiny_model):
     config = ClassifierConfig(model=tiny_model, epochs=10, batch_size=16, patience=2, metric="accuracy")
     scores = iter([0.5, 0.7, 0.6, 0.65, 0.9, 0.9])
-    model, result = train(build_model(config, [0, 1]), toy_set(32), config, pad_token_id=0,
+    _model, result = train(build_model(config, [0, 1]), toy_set(32), config, pad_token_id=0,
                           loss_fn=torch.nn.functional.cross_entropy,
                           evaluate=lambda candidate: {"accuracy": next(scores), "loss": 0.0})
     assert result.stopped_early
@@ -81,7 +81,7 @@ def test_early_stopping_after_patience_evaluations(tiny_model):
 
 def test_eval_steps_evaluates_more_often(tiny_model):
     config = ClassifierConfig(model=tiny_model, epochs=2, batch_size=8, eval_steps=3)
-    model, result = train(build_model(config, [0, 1]), toy_set(48), config, pad_token_id=0,
+    _model, result = train(build_model(config, [0, 1]), toy_set(48), config, pad_token_id=0,
                           loss_fn=torch.nn.functional.cross_entropy,
                           evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0})
     assert [entry["step"] for entry in result.history] == [3, 6, 9, 12]
@@ -89,7 +89,7 @@ def test_eval_steps_evaluates_more_often(tiny_model):
 
 def test_gradient_accumulation_counts_optimizer_steps(tiny_model):
     config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8, gradient_accumulation_steps=2, eval_steps=2)
-    model, result = train(build_model(config, [0, 1]), toy_set(64), config, pad_token_id=0,
+    _model, result = train(build_model(config, [0, 1]), toy_set(64), config, pad_token_id=0,
                           loss_fn=torch.nn.functional.cross_entropy,
                           evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0})
     assert [entry["step"] for entry in result.history] == [2, 4]

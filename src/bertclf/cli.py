@@ -21,7 +21,7 @@ import pandas as pd
 
 from bertclf import __version__
 from bertclf.classifier import TextClassifier, check_output_directory
-from bertclf.config import ClassifierConfig, base_type, read_config_file
+from bertclf.config import ClassifierConfig, base_type, default_text, read_config_file
 from bertclf.data import atomic_write, demo_dataset_path, join_texts, read_table, write_table
 from bertclf.errors import BertclfError
 from bertclf.metrics import format_report
@@ -54,10 +54,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         group_name = spec.metadata["group"]
         if group_name not in groups:
             groups[group_name] = parser.add_argument_group(f"{group_name} options")
-        default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
-        shown = ",".join(default) if isinstance(default, list) else repr(default) if isinstance(default, str) \
-            else default
-        help_text = f"{spec.metadata['help']} [default: {shown}]".replace("%", "%%")
+        help_text = f"{spec.metadata['help']} [default: {default_text(spec)}]".replace("%", "%%")
         flag = "--" + spec.name.replace("_", "-")
         choices = spec.metadata["choices"]
         metavar = "{" + ",".join(choices) + "}" if choices else spec.name.upper()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -151,6 +152,28 @@ class ClassifierConfig:
     def from_file(cls, path: str | Path, **overrides: Any) -> ClassifierConfig:
         """Read a YAML or JSON config file; ``overrides`` (e.g. CLI flags) win over its values."""
         return cls(**{**read_config_file(path), **overrides})
+
+
+def default_text(spec: dataclasses.Field) -> str:
+    """A field's default as a user would type it (lists comma-joined, strings quoted)."""
+    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+    if isinstance(default, list):
+        return ",".join(default)
+    return repr(default) if isinstance(default, str) else str(default)
+
+
+def options_reference() -> str:
+    """Markdown tables of every option, one per group as in the dataclass; the README embeds them verbatim."""
+    sections = []
+    fields = dataclasses.fields(ClassifierConfig)
+    for group, specs in itertools.groupby(fields, key=lambda spec: spec.metadata["group"]):
+        rows = [f"### {group} options", "", "| option | default | meaning |", "|---|---|---|"]
+        for spec in specs:
+            choices = spec.metadata["choices"]
+            meaning = spec.metadata["help"] + (f" One of: {', '.join(choices)}." if choices else "")
+            rows.append(f"| `--{spec.name.replace('_', '-')}` | `{default_text(spec)}` | {meaning} |")
+        sections.append("\n".join(rows))
+    return "\n\n".join(sections)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub.utils import logging as hub_logging
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
@@ -60,15 +61,17 @@ def resolve_model_path(name: str) -> str:
 
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Silence load reports and weight-loading bars: bertclf reports what matters itself."""
-    verbosity = hf_logging.get_verbosity()
+    """Silence load reports, hub retry warnings and weight-loading bars: bertclf reports what matters itself."""
+    verbosity, hub_verbosity = hf_logging.get_verbosity(), hub_logging.get_verbosity()
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hub_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(verbosity)
+        hub_logging.set_verbosity(hub_verbosity)
         if bars:
             hf_logging.enable_progress_bar()
 

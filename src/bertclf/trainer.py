@@ -9,8 +9,11 @@ early when the validation metric stalls.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +53,73 @@ class TrainResult:
         return self.train_samples / self.train_seconds if self.train_seconds else 0.0
 
 
+class Progress:
+    """A tqdm bar (speed, ETA, loss, learning rate) on a terminal; elsewhere, such as a log file or CI, a
+    plain progress line every ``LOG_EVERY_SECONDS``, so long runs are never silent."""
+
+    LOG_EVERY_SECONDS = 60.0
+
+    def __init__(self, total_texts: int, enabled: bool):
+        self.bar = tqdm(total=total_texts, desc="training", unit="text", dynamic_ncols=True,
+                        disable=None if enabled else True)  # None: a bar only when stderr is a terminal
+        self.enabled = enabled  # False on all but the first process of a distributed run
+        self.logging = enabled and self.bar.disable
+        self.total, self.done = total_texts, 0
+        self.started = self.last_line = time.perf_counter()
+
+    def update(self, texts: int) -> None:
+        self.bar.update(texts)
+        self.done += texts
+
+    def wants_readout(self, step: int) -> bool:
+        if self.logging:
+            return time.perf_counter() - self.last_line >= self.LOG_EVERY_SECONDS
+        return not self.bar.disable and step % 10 == 0
+
+    def show(self, loss: float, learning_rate: float) -> None:
+        if not self.logging:
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{learning_rate:.2e}")
+            return
+        self.last_line = time.perf_counter()
+        speed = self.done / (self.last_line - self.started)
+        log.info("training: %d/%d texts (%.0f%%), loss %.4f, lr %.2e, %.1f texts/s, about %.0f s left",
+                 self.done, self.total, 100 * self.done / self.total, loss, learning_rate, speed,
+                 (self.total - self.done) / speed)
+
+    def write(self, line: str) -> None:
+        """A line above the bar, or a log line when there is no bar."""
+        if not self.enabled:
+            return
+        if self.bar.disable:
+            log.info(line)
+        else:
+            self.bar.write(line)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@functools.cache
+def keep_freed_memory() -> None:
+    """On glibc, serve large tensors from the heap and keep freed memory for the next step (CPU runs only).
+
+    By default glibc maps every allocation above a threshold (128 KB, rising to at most 32 MB) afresh and
+    unmaps it on free, so each step faults its activation memory in again, page by page, in the kernel.
+    Measured on 2 CPU cores with the default model, a training step at 256 tokens ran 1.6x faster with this
+    setting (at 512 tokens 1.8x), for a peak resident memory about 15% higher. The setting is process-wide;
+    glibc still falls back to mmap when the heap cannot grow.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # another C library (e.g. musl): leave it alone
+        return
+    m_trim_threshold, m_mmap_max = -1, -4  # mallopt parameter numbers from glibc's malloc.h
+    libc.mallopt(m_mmap_max, 0)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
 def resolve_precision(setting: str) -> str:
     """'auto' means bf16 on a GPU that has it, fp16 on an older GPU, full precision on the CPU."""
     if setting != "auto":
@@ -87,6 +157,8 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
     """Fine-tune ``model`` in place and return it holding the weights of its best validation score."""
     accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision),
                               gradient_accumulation_steps=config.gradient_accumulation_steps)
+    if accelerator.device.type == "cpu":
+        keep_freed_memory()
     loader = train_loader(train_set, config.batch_size, config.seed, pad_token_id)
     steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
     total_steps = steps_per_epoch * config.epochs
@@ -106,8 +178,7 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
     evaluations_without_gain = 0
     step = 0
     started = time.perf_counter()
-    progress = tqdm(total=config.epochs * len(train_set), desc="training", unit="text", dynamic_ncols=True,
-                    disable=None if accelerator.is_local_main_process else True)
+    progress = Progress(config.epochs * len(train_set), enabled=accelerator.is_local_main_process)
     for _ in range(config.epochs):
         model.train()
         epoch_loss = torch.zeros((), device=accelerator.device)
@@ -130,9 +201,8 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
             if not accelerator.sync_gradients:
                 continue
             step += 1
-            if step % 10 == 0:  # reading the loss waits for the device, so not every step
-                progress.set_postfix(loss=f"{epoch_loss.item() / epoch_batches:.4f}",
-                                     lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if progress.wants_readout(step):  # reading the loss waits for the device, so not every step
+                progress.show(loss=epoch_loss.item() / epoch_batches, learning_rate=scheduler.get_last_lr()[0])
             if step % eval_every == 0 or step == total_steps:
                 metrics = evaluate(accelerator.unwrap_model(model))
                 model.train()
@@ -147,8 +217,12 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
                     evaluations_without_gain = 0
                 else:
                     evaluations_without_gain += 1
-                log_evaluation(progress, result, epoch=step / steps_per_epoch, improved=improved,
-                               metric=config.metric, seconds=time.perf_counter() - started)
+                entry = result.history[-1]
+                progress.write(
+                    f"epoch {step / steps_per_epoch:.2f} step {step}: train loss {entry['train_loss']:.4f}, "
+                    f"val loss {entry['loss']:.4f}, val {config.metric} {score:.4f}{' (best)' if improved else ''}, "
+                    f"{time.perf_counter() - started:.0f} s"
+                )
                 if config.patience is not None and evaluations_without_gain >= config.patience:
                     result.stopped_early = True
                     break
@@ -170,23 +244,12 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: value for name, value in metrics.items() if isinstance(value, (int, float))}
 
 
-def log_evaluation(progress: tqdm, result: TrainResult, *, epoch: float, improved: bool, metric: str,
-                   seconds: float) -> None:
-    """One summary line per evaluation, printed above the progress bar."""
-    entry = result.history[-1]
-    line = (f"epoch {epoch:.2f} step {entry['step']}: train loss {entry['train_loss']:.4f}, "
-            f"val loss {entry['loss']:.4f}, val {metric} {entry[metric]:.4f}{' (best)' if improved else ''}, "
-            f"{seconds:.0f} s")
-    if progress.disable:
-        log.info(line)
-    else:
-        progress.write(line)
-
-
 def predict_logits(model: nn.Module, dataset: EncodedTexts, *, batch_size: int, pad_token_id: int,
                    precision: str = "no") -> np.ndarray:
     """Logits for every text, computed over length-sorted batches and returned in input order."""
     device = next(model.parameters()).device
+    if device.type == "cpu":
+        keep_freed_memory()
     loader, order = inference_loader(dataset, batch_size, pad_token_id)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
