@@ -37,7 +37,8 @@ def test_cls_linear_is_the_architectures_own_classifier(tiny_model):
     model = build_model(ClassifierConfig(model=tiny_model), ["a", "b", "c"])
     assert type(model).__name__ == "BertForSequenceClassification"
     assert model.config.id2label == {0: "a", 1: "b", 2: "c"}
-    assert head_parameter_names(model) == {"classifier.weight", "classifier.bias"}
+    assert head_parameter_names(model) == {"classifier.weight", "classifier.bias", "bert.pooler.dense.weight",
+                                           "bert.pooler.dense.bias"}
 
 
 @pytest.mark.parametrize(("pooling", "head"), [("mean", "linear"), ("cls", "mlp"), ("mean", "mlp")])
