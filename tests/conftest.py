@@ -63,7 +63,8 @@ def tiny_model(tmp_path_factory, packaged_model_path) -> str:
 @pytest.fixture
 def tiny_options(tiny_model) -> dict:
     """Options that make the tiny model learn generated data in a few seconds."""
-    return {"model": tiny_model, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3, "warmup_ratio": 0.0, "seed": 7}
+    return {"model": tiny_model, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3, "head_learning_rate": 1e-2,
+            "warmup_ratio": 0.0, "seed": 7}
 
 
 @pytest.fixture
