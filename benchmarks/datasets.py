@@ -6,6 +6,7 @@ Every configuration of a run reads the same train/val/test files, written once p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ class DatasetSpec:
     options: dict = field(default_factory=dict)  # settings every side uses (e.g. max_length, epochs)
     bertclf_options: dict = field(default_factory=dict)  # options only bertclf has (e.g. a long-text strategy)
     metric: str = "f1_macro"  # validation metric that picks the best epoch, on every side
+    multilabel: bool = False  # labels are lists, written to the CSV files as JSON lists
 
 
 def _hold_out(frame: pd.DataFrame, size: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -69,6 +71,20 @@ def bbc_news(rows: int | None = None):
     return load
 
 
+def goemotions(train_rows: int | None = None):
+    def load(root: Path):
+        names = (root / "goemotions" / "labels.txt").read_text().split()
+
+        def read(name: str, rows: int | None = None) -> pd.DataFrame:
+            frame = pd.read_csv(root / "goemotions" / name, sep="\t", header=None, names=["text", "ids", "id"],
+                                nrows=rows)
+            frame["label"] = [json.dumps([names[int(i)] for i in ids.split(",")]) for ids in frame["ids"]]
+            return frame[["text", "label"]]
+
+        return read("train.tsv", train_rows), read("dev.tsv"), read("test.tsv")
+    return load
+
+
 SUITES: dict[str, list[DatasetSpec]] = {
     "quick": [
         DatasetSpec("rutweetcorp", "RuTweetCorp (Russian sentiment), 600-text slice of valid.csv, 400 test texts",
@@ -83,6 +99,10 @@ SUITES: dict[str, list[DatasetSpec]] = {
                     ("cola/in_domain_train.tsv",), cola(), metric="mcc"),
         DatasetSpec("rutweetcorp", "RuTweetCorp: valid.csv (90% train, 10% validation) / test.csv",
                     ("rutweetcorp/valid.csv", "rutweetcorp/test.csv"), rutweetcorp()),
+        DatasetSpec("goemotions", "GoEmotions (28 labels, multilabel): the first 10,000 rows of train.tsv / "
+                    "dev.tsv (validation) / test.tsv; the Trainer decides at 0.5, bertclf at thresholds tuned on "
+                    "validation", ("goemotions/train.tsv", "goemotions/dev.tsv", "goemotions/test.tsv",
+                                   "goemotions/labels.txt"), goemotions(10_000), metric="f1_micro", multilabel=True),
     ],
 }
 
@@ -92,7 +112,8 @@ def available(spec: DatasetSpec, root: Path) -> bool:
 
 
 def prepare(spec: DatasetSpec, root: Path, directory: Path) -> dict[str, Path]:
-    """Write the dataset's train/val/test parts as CSV files (columns text, label) and return their paths."""
+    """Write the dataset's train/val/test parts as CSV files (columns text, label; for multilabel data the label
+    is a JSON list) and return their paths."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
     for part, frame in zip(("train", "val", "test"), spec.load(root), strict=True):

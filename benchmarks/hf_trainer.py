@@ -13,6 +13,7 @@ with the same model, max length, batch size, learning rate, warmup, weight decay
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -30,22 +31,36 @@ from transformers import (
     default_data_collator,
 )
 
-from benchmarks.scoring import single_label_scores
+from benchmarks.scoring import multilabel_scores, single_label_scores
 
 
 def train_and_test(variant: str, paths: dict[str, Path], model_path: str, settings: dict[str, Any],
                    work_dir: Path, bf16: bool) -> dict[str, Any]:
     """Train one Trainer baseline and score it on the test part; returns timings, token counts and metrics."""
     frames = {part: pd.read_csv(path) for part, path in paths.items()}
-    classes = sorted(frames["train"]["label"].unique().tolist())
+    multilabel = settings["multilabel"]
+    if multilabel:  # as run_classification.py does it: multi-hot float vectors and a 0.5 decision threshold
+        for frame in frames.values():
+            frame["label"] = [json.loads(cell) for cell in frame["label"]]
+        classes = sorted({label for labels in frames["train"]["label"] for label in labels})
+    else:
+        classes = sorted(frames["train"]["label"].unique().tolist())
     label_ids = {label: index for index, label in enumerate(classes)}
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     pad = variant == "default"
 
+    def encode_label(label: Any) -> int | list[float]:
+        if not multilabel:
+            return label_ids[label]
+        vector = [0.0] * len(classes)
+        for name in label:
+            vector[label_ids[name]] = 1.0
+        return vector
+
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         encoded = tokenizer(batch["text"], truncation=True, max_length=settings["max_length"],
                             padding="max_length" if pad else False)
-        encoded["label"] = [label_ids[label] for label in batch["label"]]
+        encoded["label"] = [encode_label(label) for label in batch["label"]]
         return encoded
 
     datasets = {part: Dataset.from_pandas(frame[["text", "label"]]).map(tokenize, batched=True,
@@ -54,11 +69,16 @@ def train_and_test(variant: str, paths: dict[str, Path], model_path: str, settin
     model = AutoModelForSequenceClassification.from_pretrained(
         model_path, num_labels=len(classes), id2label=dict(enumerate(map(str, classes))),
         label2id={str(label): index for index, label in enumerate(classes)},
+        problem_type="multi_label_classification" if multilabel else "single_label_classification",
     )
 
+    def score(logits: np.ndarray, label_ids: np.ndarray) -> dict[str, float]:
+        if multilabel:  # a positive logit is a sigmoid above 0.5
+            return multilabel_scores(label_ids.astype(int), (logits > 0).astype(int))
+        return single_label_scores(label_ids, logits.argmax(axis=-1))
+
     def compute_metrics(prediction) -> dict[str, float]:
-        scores = single_label_scores(prediction.label_ids, prediction.predictions.argmax(axis=-1))
-        return {name: scores[name] for name in ("accuracy", "f1_macro", "mcc")}
+        return score(prediction.predictions, prediction.label_ids)
 
     args = TrainingArguments(
         output_dir=str(work_dir),
@@ -93,7 +113,7 @@ def train_and_test(variant: str, paths: dict[str, Path], model_path: str, settin
     train_seconds = time.perf_counter() - started
     # With group_by_length the test predictions come back reordered: score them against label_ids.
     output = trainer.predict(datasets["test"])
-    scores = single_label_scores(output.label_ids, output.predictions.argmax(axis=-1))
+    scores = score(output.predictions, output.label_ids)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return {

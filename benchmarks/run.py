@@ -84,7 +84,8 @@ def token_counts(texts: list[str], model: str) -> list[int]:
 
 def settings_for(spec: DatasetSpec, train_counts: list[int], model: str) -> dict[str, Any]:
     """bertclf's defaults for this dataset, with ``max_length='auto'`` resolved as bertclf resolves it."""
-    settings = {**dataclasses.asdict(ClassifierConfig()), **spec.options, "metric": spec.metric}
+    settings = {**dataclasses.asdict(ClassifierConfig()), **spec.options, "metric": spec.metric,
+                "multilabel": spec.multilabel}
     if settings["max_length"] == "auto":
         limit = model_token_limit(load_tokenizer(model), load_encoder_config(model))
         settings["max_length"] = choose_max_length(train_counts, limit)
@@ -148,6 +149,7 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int
     return {
         "description": spec.description,
         "metric": spec.metric,
+        "multilabel": spec.multilabel,
         "sizes": {part: len(frame) for part, frame in frames.items()},
         "settings": {name: settings[name] for name in ("max_length", "epochs", "batch_size", "eval_batch_size",
                                                         "learning_rate", "warmup_ratio", "weight_decay")},

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.scoring import single_label_scores
+from benchmarks.scoring import multilabel_scores, single_label_scores
 
 
 def train_bertclf(paths: dict[str, Path], settings: dict[str, Any], save_to: Path, bf16: bool) -> dict[str, Any]:
@@ -31,14 +31,31 @@ def train_bertclf(paths: dict[str, Path], settings: dict[str, Any], save_to: Pat
                                 mixed_precision="bf16" if bf16 else "no")
     classifier.fit(str(paths["train"]), val=str(paths["val"]))
     test = pd.read_csv(paths["test"])
-    predictions = classifier.predict_proba(test["text"].tolist()).argmax(axis=1)
-    labels = np.array([classifier.classes_.index(label) for label in test["label"]])
+    probabilities = classifier.predict_proba(test["text"].tolist())
+    if settings["multilabel"]:
+        labels = label_matrix([json.loads(cell) for cell in test["label"]], classifier.classes_)
+        metrics = multilabel_scores(labels, label_matrix(classifier.labels_from_probabilities(probabilities),
+                                                         classifier.classes_))
+        # the same model deciding at 0.5, as the Trainer does: what tuning the thresholds adds
+        at_half = multilabel_scores(labels, (probabilities >= 0.5).astype(int))
+        metrics.update({f"{name}_at_0.5": value for name, value in at_half.items()})
+    else:
+        labels = np.array([classifier.classes_.index(label) for label in test["label"]])
+        metrics = single_label_scores(labels, probabilities.argmax(axis=1))
     classifier.save(save_to, overwrite=True)
     return {
         "train_seconds": classifier.train_result_.train_seconds,
         "train_samples": classifier.train_result_.train_samples,
-        "metrics": single_label_scores(labels, predictions),
+        "metrics": metrics,
     }
+
+
+def label_matrix(label_sets: list, classes: list) -> np.ndarray:
+    """0/1 matrix (texts x classes) of label lists."""
+    matrix = np.zeros((len(label_sets), len(classes)), dtype=int)
+    for row, labels in enumerate(label_sets):
+        matrix[row, [classes.index(label) for label in labels]] = 1
+    return matrix
 
 
 def time_inference(run_dir: Path, test_path: Path, batch_size: int, bf16: bool) -> dict[str, Any]:
@@ -49,18 +66,26 @@ def time_inference(run_dir: Path, test_path: Path, batch_size: int, bf16: bool) 
 
     texts = pd.read_csv(test_path)["text"].tolist()
     classifier = TextClassifier.load(run_dir)
-    classifier.predict_proba(texts[:batch_size])  # warm-up
+    classifier.predict(texts[:batch_size])  # warm-up
     started = time.perf_counter()
-    ours = [str(classifier.classes_[i]) for i in classifier.predict_proba(texts).argmax(axis=1)]
+    ours = classifier.predict(texts)
     ours_seconds = time.perf_counter() - started
 
     device = 0 if torch.cuda.is_available() else -1
     classify = pipeline("text-classification", model=str(run_dir), device=device,
                         dtype=torch.bfloat16 if bf16 else torch.float32)
-    classify(texts[:batch_size], batch_size=batch_size, truncation=True)  # warm-up
+    multilabel = classifier.task_ == "multilabel"
+    options = {"batch_size": batch_size, "truncation": True, **({"top_k": None} if multilabel else {})}
+    classify(texts[:batch_size], **options)  # warm-up
     started = time.perf_counter()
-    theirs = [result["label"] for result in classify(texts, batch_size=batch_size, truncation=True)]
+    served = classify(texts, **options)
     pipeline_seconds = time.perf_counter() - started
+    if multilabel:  # the pipeline's per-label scores, decided at bertclf's saved thresholds
+        scores = np.array([[{s["label"]: s["score"] for s in row}[str(label)] for label in classifier.classes_]
+                           for row in served])
+        theirs = classifier.labels_from_probabilities(scores)
+    else:
+        theirs = [classifier.classes_[classifier.model_.config.label2id[row["label"]]] for row in served]
     lengths = [len(ids) for ids in classify.tokenizer(texts, truncation=True)["input_ids"]]
     batches = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
     padded = sum(len(batch) * max(batch) for batch in batches)

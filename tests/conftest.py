@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from bertclf.config import DEFAULT_MODEL
@@ -40,6 +41,21 @@ def make_texts(count: int, seed: int = 0, classes: tuple[str, ...] = ("sport", "
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
+def make_multilabel_texts(count: int, seed: int = 0) -> pd.DataFrame:
+    """Texts about one or two topics, labelled with every topic they mention (comma-separated)."""
+    rng = random.Random(seed)
+    topics = sorted(TOPIC_WORDS)
+    rows = []
+    for i in range(count):
+        chosen = [topics[i % len(topics)]] + ([topics[(i + 1) % len(topics)]] if rng.random() < 0.4 else [])
+        words = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
+        for topic in chosen:
+            for _ in range(2):
+                words.insert(rng.randrange(len(words) + 1), rng.choice(TOPIC_WORDS[topic]))
+        rows.append({"text": " ".join(words), "label": ",".join(chosen)})
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
 @pytest.fixture(scope="session")
 def packaged_model_path() -> str:
     path = resolve_model_path(DEFAULT_MODEL)
@@ -53,6 +69,7 @@ def tiny_model(tmp_path_factory, packaged_model_path) -> str:
     """A 2-layer, 32-wide BERT with random weights and the packaged tokenizer, saved as a local model directory."""
     directory = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(packaged_model_path)
+    torch.manual_seed(0)  # the same tiny model whichever test builds it first
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
     BertModel(config).save_pretrained(directory)

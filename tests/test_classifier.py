@@ -6,7 +6,7 @@ import pytest
 from transformers import pipeline
 
 from bertclf import BertclfError, ClassifierConfig, TextClassifier
-from tests.conftest import make_texts
+from tests.conftest import make_multilabel_texts, make_texts
 
 
 @pytest.fixture
@@ -106,3 +106,83 @@ def test_constructor_takes_a_config_and_keyword_overrides():
     assert classifier.config.epochs == 7 and classifier.config.batch_size == 4
     with pytest.raises(TypeError):
         TextClassifier(no_such_option=1)
+
+
+@pytest.fixture
+def multilabel_fitted(tiny_options):
+    # Mean pooling: the tiny random encoder's [CLS] vector learns multilabel data unreliably.
+    train, val = make_multilabel_texts(240, seed=1), make_multilabel_texts(60, seed=2)
+    return TextClassifier(**tiny_options, task="multilabel", pooling="mean").fit(
+        train, val=val, test=make_multilabel_texts(60, 3))
+
+
+def test_multilabel_fit_tunes_thresholds_and_predicts_label_tuples(multilabel_fitted):
+    classifier = multilabel_fitted
+    assert classifier.task_ == "multilabel" and classifier.classes_ == ["food", "sport", "tech"]
+    test = classifier.metrics_["test"]
+    assert test["f1_micro"] >= 0.9
+    assert set(test["thresholds"]) == {"food", "sport", "tech"}
+    texts = ["a goal in the match with the team", "the team ate bread and soup after the match"]
+    probabilities = classifier.predict_proba(texts)
+    assert probabilities.shape == (2, 3) and not np.allclose(probabilities.sum(axis=1), 1.0)
+    predicted = classifier.predict(texts)
+    assert predicted[0] == ("sport",) and set(predicted[1]) == {"sport", "food"}
+
+
+def test_a_global_threshold_never_scores_below_half_on_the_data_it_was_tuned_on(tiny_options):
+    # 0.5 is one of the candidates, so the threshold maximising validation micro-F1 does at least as well there.
+    classifier = TextClassifier(**{**tiny_options, "epochs": 2}, task="multilabel", threshold_strategy="global").fit(
+        make_multilabel_texts(90, seed=1), val=make_multilabel_texts(45, seed=2))
+    val = classifier.metrics_["val"]
+    assert len(set(val["thresholds"].values())) == 1
+    assert val["f1_micro"] >= val["at_0.5"]["f1_micro"]
+
+
+def test_multilabel_threshold_override_and_min_labels(multilabel_fitted):
+    texts = make_multilabel_texts(30, seed=8)["text"].tolist()
+    classifier = multilabel_fitted
+    classifier.config = ClassifierConfig(**{**classifier.config.to_dict(), "threshold": 0.99})
+    probabilities = classifier.predict_proba(texts)
+    assert [len(labels) for labels in classifier.predict(texts)] == (probabilities >= 0.99).sum(axis=1).tolist()
+    classifier.config = ClassifierConfig(**{**classifier.config.to_dict(), "min_labels": 1})
+    assert all(len(labels) >= 1 for labels in classifier.predict(texts))
+
+
+def test_multilabel_save_load_round_trip(multilabel_fitted, tmp_path):
+    multilabel_fitted.save(tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "thresholds.json").read_text())
+    assert saved["strategy"] == "per-label"
+    assert saved["thresholds"] == multilabel_fitted.metrics_["val"]["thresholds"]
+    loaded = TextClassifier.load(tmp_path / "run")
+    texts = make_multilabel_texts(20, seed=5)["text"].tolist()
+    np.testing.assert_allclose(loaded.predict_proba(texts), multilabel_fitted.predict_proba(texts), atol=1e-5)
+    assert loaded.predict(texts) == multilabel_fitted.predict(texts)
+
+
+def test_multilabel_checkpoint_serves_the_same_scores_through_a_pipeline(tiny_options, tmp_path):
+    classifier = TextClassifier(**{**tiny_options, "epochs": 1}, task="multilabel").fit(
+        make_multilabel_texts(60, seed=1), val=make_multilabel_texts(30, seed=2))
+    classifier.save(tmp_path / "run")
+    texts = make_multilabel_texts(20, seed=5)["text"].tolist()
+    # problem_type multi_label_classification makes transformers apply a sigmoid: the same per-label scores
+    classify = pipeline("text-classification", model=str(tmp_path / "run"), device="cpu")
+    served = classify(texts, truncation=True, top_k=None)
+    for row, scores in zip(classifier.predict_proba(texts), served, strict=True):
+        by_label = {score["label"]: score["score"] for score in scores}
+        np.testing.assert_allclose([by_label[label] for label in classifier.classes_], row, atol=1e-5)
+
+
+def test_metrics_that_do_not_fit_the_task_are_rejected(tiny_options):
+    with pytest.raises(BertclfError, match="--metric mcc does not apply to multilabel data"):
+        TextClassifier(**tiny_options, task="multilabel", metric="mcc").fit(make_multilabel_texts(60))
+
+
+@pytest.mark.parametrize("weighting", ["balanced", "sqrt"])
+def test_class_weights_train_both_tasks(tiny_options, weighting):
+    frame = make_texts(60, seed=4)
+    frame.loc[frame["label"] == "food", "label"] = "sport"  # imbalanced: 40 sport, 20 tech
+    single = TextClassifier(**{**tiny_options, "epochs": 1}, class_weights=weighting, test_size=0).fit(frame)
+    assert single.classes_ == ["sport", "tech"]
+    multi = TextClassifier(**{**tiny_options, "epochs": 1}, class_weights=weighting, test_size=0,
+                           task="multilabel").fit(make_multilabel_texts(60))
+    assert multi.thresholds_ is not None

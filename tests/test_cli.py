@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bertclf.cli import main
-from tests.conftest import make_texts
+from tests.conftest import make_multilabel_texts, make_texts
 
 
 def run(args, capsys, stdin=None, monkeypatch=None):
@@ -216,3 +216,84 @@ def test_usage_errors_are_one_line(capsys):
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "unrecognized arguments" in err
+
+
+@pytest.fixture
+def goemotions_like(tmp_path):
+    """Header-less TSV files (text, comma-separated label ids, id) and a label names file, as GoEmotions ships."""
+    names = tmp_path / "labels.txt"
+    names.write_text("food\nsport\ntech\n")
+    ids = {"food": "0", "sport": "1", "tech": "2"}
+    paths = {"labels": names}
+    for part, count, seed in (("train", 150, 1), ("dev", 45, 2), ("test", 45, 3)):
+        frame = make_multilabel_texts(count, seed=seed)
+        frame["label"] = [",".join(ids[name] for name in labels.split(",")) for labels in frame["label"]]
+        frame["id"] = [f"c{i}" for i in range(count)]
+        paths[part] = tmp_path / f"{part}.tsv"
+        frame[["text", "label", "id"]].to_csv(paths[part], sep="\t", header=False, index=False)
+    return paths
+
+
+def test_multilabel_train_evaluate_predict(goemotions_like, tmp_path, tiny_options, capsys):
+    files = goemotions_like
+    output = tmp_path / "run"
+    code, out, err = run(["train", "--task", "multilabel", "--train", files["train"], "--val", files["dev"],
+                          "--test", files["test"], "--columns", "text,labels,id", "--label-column", "labels",
+                          "--label-sep", ",", "--label-names", files["labels"], "--output", output,
+                          *tiny_flags({**tiny_options, "pooling": "mean"})], capsys)
+    assert code == 0, err
+    assert "multilabel, classes (3): food, sport, tech" in err and "at threshold 0.5:" in out
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert {"f1_micro", "f1_macro", "f1_samples", "subset_accuracy", "hamming_loss", "lrap", "roc_auc_macro",
+            "at_0.5", "thresholds", "per_class"} <= set(metrics["test"])
+    assert metrics["test"]["f1_micro"] >= 0.9 and 0 < metrics["test"]["at_0.5"]["f1_micro"] <= 1
+
+    code, out, _ = run(["evaluate", output, "--data", files["test"], "--threshold", "0.5"], capsys)
+    assert code == 0 and f"f1_micro {metrics['test']['at_0.5']['f1_micro']:.4f}" in out
+
+    predictions = tmp_path / "predictions.csv"
+    code, _, err = run(["predict", output, "--input", files["test"], "--output", predictions], capsys)
+    assert code == 0, err
+    result = pd.read_csv(predictions, keep_default_na=False)
+    assert {"predicted_labels", "proba_food", "proba_sport", "proba_tech"} <= set(result.columns)
+    assert all(set(cell.split(",")) <= {"food", "sport", "tech", ""} for cell in result["predicted_labels"])
+    jsonl = tmp_path / "predictions.jsonl"
+    code, _, _ = run(["predict", output, "--input", files["test"], "--output", jsonl, "--min-labels", "1"], capsys)
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert code == 0 and all(isinstance(row["predicted_labels"], list) and row["predicted_labels"] for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("unknown_label_name", "label 'weather' in row 1 of train.tsv is neither a name in"),
+        ("label_id_out_of_range", "label 7 in row 1 of train.tsv is neither a name in"),
+        ("empty_labels", "rows of train.tsv carry no label"),
+        ("indicator_not_binary", "label column 'tech' of train.csv holds 2 in row 2; label columns must hold 0 or 1"),
+        ("indicator_missing", "column 'food' not found in train.csv"),
+        ("metric_for_other_task", "--metric mcc does not apply to multilabel data"),
+    ],
+)
+def test_bad_multilabel_input_is_one_line_and_exit_2(case, fragment, goemotions_like, tmp_path, tiny_model, capsys):
+    files = goemotions_like
+    output = tmp_path / "out"
+    args = ["--task", "multilabel", "--train", files["train"], "--val", files["dev"], "--columns", "text,labels,id",
+            "--label-column", "labels", "--label-names", files["labels"], "--model", tiny_model, "--epochs", "1",
+            "--output", output]
+    lines = files["train"].read_text().splitlines()
+    if case in ("unknown_label_name", "label_id_out_of_range", "empty_labels"):
+        text, _, row_id = lines[0].split("\t")
+        replacement = {"unknown_label_name": "1,weather", "label_id_out_of_range": "7", "empty_labels": ""}[case]
+        files["train"].write_text("\n".join([f"{text}\t{replacement}\t{row_id}", *lines[1:]]) + "\n")
+    elif case.startswith("indicator"):
+        frame = pd.DataFrame({"text": ["a", "b", "c"], "sport": [1, 0, 1], "tech": [0, 2, 1]})
+        if case == "indicator_not_binary":
+            frame["food"] = [0, 1, 0]
+        frame.to_csv(tmp_path / "train.csv", index=False)
+        args = ["--train", tmp_path / "train.csv", "--label-columns", "sport,tech,food", "--model", tiny_model,
+                "--output", output]
+    else:
+        args += ["--metric", "mcc"]
+    code, _, err = run(["train", *args], capsys)
+    assert_one_line_error(code, err, fragment)
+    assert not output.exists()

@@ -7,13 +7,14 @@ import pytest
 
 from bertclf.config import ClassifierConfig
 from bertclf.data import (
-    check_classes,
     encode_labels,
+    iterative_split,
     join_texts,
     load_examples,
     make_splits,
     read_table,
     sorted_classes,
+    training_classes,
     write_table,
 )
 from bertclf.errors import BertclfError
@@ -111,7 +112,8 @@ def test_integer_labels_keep_their_type_and_numeric_order():
 
 def test_single_class_and_unseen_labels_are_errors():
     with pytest.raises(BertclfError, match="single class"):
-        check_classes(["only"], "the training data")
+        training_classes(load_examples(pd.DataFrame({"text": ["x", "y"], "label": ["only", "only"]}),
+                                       ClassifierConfig()), ClassifierConfig())
     examples = load_examples(pd.DataFrame({"text": ["x", "y"], "label": ["a", "zzz"]}), ClassifierConfig())
     examples.name = "val"
     with pytest.raises(BertclfError, match="val has labels that training never saw: 'zzz'"):
@@ -157,3 +159,124 @@ def test_write_table_is_atomic_and_rejects_unknown_extensions(tmp_path):
         write_table(FRAME, tmp_path / "out.xlsx")
     write_table(FRAME, tmp_path / "out.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+# --- multilabel -------------------------------------------------------------------------------------------
+
+
+def multilabel_config(**options):
+    return ClassifierConfig(task="multilabel", **options)
+
+
+@pytest.mark.parametrize(
+    ("cells", "options"),
+    [
+        (["sport,politics", "tech", "politics , sport"], {}),  # a separated list in one column
+        (["sport|politics", "tech", "politics|sport"], {"label_sep": "|"}),
+        (['["sport", "politics"]', '["tech"]', '["politics", "sport"]'], {}),  # JSON lists
+        ([["sport", "politics"], ["tech"], ["politics", "sport"]], {}),  # real lists (JSONL, Parquet, frames)
+    ],
+)
+def test_multilabel_cells_become_label_tuples(cells, options):
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "label": cells})
+    examples = load_examples(frame, multilabel_config(**options))
+    assert examples.multilabel
+    assert examples.labels == [("sport", "politics"), ("tech",), ("politics", "sport")]
+
+
+def test_lists_are_detected_without_task_multilabel(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"text": "a", "label": ["x", "y"]}\n{"text": "b", "label": ["y"]}\n')
+    examples = load_examples(path, ClassifierConfig())
+    assert examples.multilabel and examples.labels == [("x", "y"), ("y",)]
+    with pytest.raises(BertclfError, match="holds a list in row 1; pass --task multilabel"):
+        load_examples(path, ClassifierConfig(task="multiclass"))
+
+
+def test_integer_ids_with_a_label_names_file(tmp_path):
+    names = tmp_path / "labels.txt"
+    names.write_text("admiration\namusement\nanger\n")
+    path = tmp_path / "train.tsv"
+    path.write_text("so funny\t1\tc1\nhow dare you, so funny\t2,1\tc2\n")
+    config = multilabel_config(columns=["text", "labels", "id"], label_column="labels", label_names=str(names))
+    examples = load_examples(path, config)
+    assert examples.labels == [("amusement",), ("anger", "amusement")]
+    assert training_classes(examples, config) == ["admiration", "amusement", "anger"]
+    matrix = encode_labels(examples, training_classes(examples, config))
+    assert matrix.tolist() == [[0, 1, 0], [0, 1, 1]] and matrix.dtype == np.float32
+
+
+def test_label_ids_outside_the_names_file_are_named(tmp_path):
+    names = tmp_path / "labels.txt"
+    names.write_text("a\nb\n")
+    frame = pd.DataFrame({"text": ["x", "y"], "label": ["0", "0,7"]})
+    with pytest.raises(BertclfError, match=r"label 7 in row 2 of DataFrame is neither a name in .*labels\.txt "
+                                           r"nor a position in it \(0 to 1\)"):
+        load_examples(frame, multilabel_config(label_names=str(names)))
+    with pytest.raises(BertclfError, match="label 'c' in row 1"):
+        load_examples(pd.DataFrame({"text": ["x"], "label": ["c"]}), ClassifierConfig(label_names=str(names)))
+
+
+def test_indicator_columns(tmp_path):
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "sport": [1, 0, 1], "tech": [0, 0, 1], "food": [1.0, 1.0, 0.0]})
+    config = ClassifierConfig(label_columns=["sport", "tech", "food"])
+    examples = load_examples(frame, config)
+    assert examples.multilabel
+    assert examples.labels == [("sport", "food"), ("food",), ("sport", "tech")]
+    assert training_classes(examples, config) == ["sport", "tech", "food"]
+
+
+@pytest.mark.parametrize("bad", [2, "yes", None, 0.5])
+def test_indicator_columns_must_hold_zero_or_one(bad):
+    frame = pd.DataFrame({"text": ["a", "b"], "sport": [1, bad], "tech": [0, 1]})
+    with pytest.raises(BertclfError, match=r"label column 'sport' of DataFrame holds .* in row 2; label columns "
+                                           r"must hold 0 or 1"):
+        load_examples(frame, ClassifierConfig(label_columns=["sport", "tech"]))
+
+
+def test_texts_without_labels_are_an_error_unless_allowed():
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "", "[]"]})
+    with pytest.raises(BertclfError, match="2 rows of DataFrame carry no label \\(first: row 2\\); pass "
+                                           "--allow-empty-labels"):
+        load_examples(frame, multilabel_config())
+    examples = load_examples(frame, multilabel_config(allow_empty_labels=True))
+    assert examples.labels == [("x",), (), ()]
+
+
+def test_malformed_json_list_is_named():
+    with pytest.raises(BertclfError, match=r"row 1 of DataFrame: .* is not a valid JSON list"):
+        load_examples(pd.DataFrame({"text": ["a"], "label": ['["x", ']}), multilabel_config())
+
+
+def test_unseen_labels_in_multilabel_validation_data():
+    train = load_examples(pd.DataFrame({"text": ["a", "b"], "label": ["x,y", "y"]}), multilabel_config())
+    val = load_examples(pd.DataFrame({"text": ["c"], "label": ["x,z"]}), multilabel_config())
+    val.name = "val"
+    with pytest.raises(BertclfError, match="val has labels that training never saw: 'z'"):
+        encode_labels(val, training_classes(train, multilabel_config()))
+
+
+def test_iterative_split_keeps_rare_labels_in_every_part():
+    rng = np.random.default_rng(0)
+    matrix = (rng.random((1000, 12)) < np.linspace(0.4, 0.012, 12)).astype(np.float32)
+    kept, held = iterative_split(matrix, 0.1, seed=3)
+    assert sorted([*kept, *held]) == list(range(1000))
+    assert abs(len(held) - 100) <= 5  # labels come first, so the row count is close, not exact
+    shares = matrix[held].sum(axis=0) / matrix.sum(axis=0)
+    assert (matrix[held].sum(axis=0) >= 1).all()  # even the rarest label (about 12 rows) reaches the held part
+    assert np.abs(shares - 0.1).max() < 0.05
+    again = iterative_split(matrix, 0.1, seed=3)
+    assert (again[1] == held).all()
+
+
+def test_multilabel_splits_are_stratified_and_validation_is_read_alike():
+    labels = ["common"] * 60 + ["common,rare"] * 10 + ["other"] * 30
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(100)], "label": labels})
+    splits = make_splits(multilabel_config(), frame, None, None)
+    for part in (splits.val, splits.test):
+        assert part.multilabel and sum("rare" in labels for labels in part.labels) >= 1
+    # a validation file read after a multilabel training file is multilabel too, even without --task
+    auto = make_splits(ClassifierConfig(), pd.DataFrame({"text": ["a", "b", "c", "d"], "label": [["x"], ["y"],
+                                                          ["x", "y"], ["y"]]}), pd.DataFrame(
+        {"text": ["e"], "label": ["x,y"]}), None)
+    assert auto.val.labels == [("x", "y")]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bertclf.metrics import classification_metrics, format_report
+from bertclf.metrics import classification_metrics, format_report, multilabel_metrics
 
 
 def test_metrics_match_a_hand_computed_case():
@@ -26,3 +26,27 @@ def test_report_shows_headline_scores_classes_and_matrix():
     assert report.startswith("== test (3 texts)")
     for fragment in ("accuracy 0.6667", "mcc", "precision", "confusion matrix"):
         assert fragment in report
+
+
+def test_multilabel_metrics_at_tuned_and_half_thresholds():
+    labels = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
+    probabilities = np.array([[0.4, 0.1], [0.45, 0.8], [0.2, 0.7], [0.1, 0.2]])
+    metrics = multilabel_metrics(labels, probabilities, ["a", "b"], np.array([0.3, 0.5]))
+    # at (0.3, 0.5) every decision is right; at 0.5 label a is never predicted
+    assert metrics["f1_micro"] == 1.0 and metrics["subset_accuracy"] == 1.0 and metrics["hamming_loss"] == 0.0
+    assert metrics["f1_samples"] == 1.0  # the text without labels, predicted without labels, counts as right
+    assert metrics["at_0.5"]["f1_micro"] == pytest.approx(2 * 2 / (2 * 2 + 2))
+    assert metrics["at_0.5"]["subset_accuracy"] == pytest.approx(2 / 4)
+    assert metrics["per_class"]["a"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+    assert metrics["thresholds"] == {"a": 0.3, "b": 0.5}
+    assert metrics["lrap"] == pytest.approx(1.0) and metrics["roc_auc_macro"] == pytest.approx(1.0)
+    report = format_report(metrics, "val")
+    assert "at threshold 0.5: f1_micro 0.6667" in report and "threshold" in report.splitlines()[5]
+    assert "confusion matrix" not in report
+
+
+def test_min_labels_counts_in_the_scores():
+    labels = np.array([[1, 0], [0, 1]])
+    probabilities = np.array([[0.4, 0.1], [0.2, 0.3]])
+    assert multilabel_metrics(labels, probabilities, ["a", "b"], np.full(2, 0.5))["f1_micro"] == 0.0
+    assert multilabel_metrics(labels, probabilities, ["a", "b"], np.full(2, 0.5), min_labels=1)["f1_micro"] == 1.0

@@ -4,7 +4,7 @@ import torch
 from bertclf.batching import EncodedTexts
 from bertclf.config import ClassifierConfig
 from bertclf.modeling import build_model
-from bertclf.trainer import is_better, parameter_groups, predict_logits, train
+from bertclf.trainer import class_weights, is_better, loss_function, parameter_groups, predict_logits, train
 
 
 def test_parameter_groups_split_head_rate_and_decay(tiny_model):
@@ -102,3 +102,27 @@ def test_predictions_come_back_in_input_order(tiny_model):
     with torch.no_grad():
         one_by_one = np.concatenate([model(input_ids=torch.tensor([ids])).logits.numpy() for ids in dataset.token_ids])
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+def test_class_weights_from_label_frequencies():
+    assert class_weights(np.array([0, 0, 0, 1]), 3, "none") is None
+    # multiclass: n / (classes x count); a class without examples keeps weight 1
+    torch.testing.assert_close(class_weights(np.array([0, 0, 0, 1]), 3, "balanced"),
+                               torch.tensor([4 / 9, 4 / 3, 1.0]))
+    torch.testing.assert_close(class_weights(np.array([0, 0, 0, 1]), 3, "sqrt"),
+                               torch.tensor([2 / 3, (4 / 3) ** 0.5, 1.0]))
+    # multilabel: negatives / positives per label
+    matrix = np.array([[1, 0], [1, 1], [1, 0], [0, 0]], dtype=np.float32)
+    torch.testing.assert_close(class_weights(matrix, 2, "balanced"), torch.tensor([1 / 3, 3.0]))
+
+
+def test_loss_function_follows_the_label_shape():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.5]])
+    single = loss_function(np.array([0, 1]), 2, "none")
+    torch.testing.assert_close(single(logits, torch.tensor([0, 1])),
+                               torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])))
+    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    multi = loss_function(targets.numpy(), 2, "balanced")
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=torch.tensor([1.0,
+                                                                                                             1.0]))
+    torch.testing.assert_close(multi(logits, targets), expected)

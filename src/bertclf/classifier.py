@@ -18,28 +18,22 @@ from accelerate.utils import set_seed
 
 from bertclf import __version__, trainer
 from bertclf.batching import EncodedTexts
-from bertclf.config import ClassifierConfig
-from bertclf.data import (
-    DataSource,
-    check_classes,
-    encode_labels,
-    join_texts,
-    load_examples,
-    make_splits,
-    sorted_classes,
-)
+from bertclf.config import TASK_METRICS, ClassifierConfig
+from bertclf.data import DataSource, encode_labels, join_texts, load_examples, make_splits, training_classes
 from bertclf.errors import BertclfError
-from bertclf.metrics import classification_metrics
+from bertclf.metrics import classification_metrics, multilabel_metrics
 from bertclf.model_card import write_model_card
 from bertclf.modeling import build_model, load_encoder_config, load_model, load_tokenizer, save_model
+from bertclf.thresholds import decide, tune_thresholds
 from bertclf.tokenization import choose_max_length, model_token_limit, special_tokens, tokenize, wrap
-from bertclf.trainer import TrainResult, predict_logits, resolve_precision
+from bertclf.trainer import TrainResult, loss_function, predict_logits, resolve_precision
 
 log = logging.getLogger("bertclf")
 
 CONFIG_FILE = "bertclf.yaml"
 LABELS_FILE = "labels.json"
 METRICS_FILE = "metrics.json"
+THRESHOLDS_FILE = "thresholds.json"
 
 
 class TextClassifier:
@@ -52,6 +46,8 @@ class TextClassifier:
     def __init__(self, config: ClassifierConfig | None = None, **options: Any):
         self.config = dataclasses.replace(config or ClassifierConfig(), **options)
         self.classes_: list[Any] | None = None
+        self.task_: str | None = None  # "multiclass" or "multilabel", as found in the training data
+        self.thresholds_: np.ndarray | None = None  # multilabel: one decision threshold per class
         self.max_length_: int | None = None
         self.model_: torch.nn.Module | None = None
         self.tokenizer_ = None
@@ -68,12 +64,15 @@ class TextClassifier:
             raise BertclfError("no training data: pass a file or DataFrame to fit() (--train on the command line)")
         splits = make_splits(config, train, val if val is not None else config.val,
                              test if test is not None else config.test)
-        classes = sorted_classes(splits.train.labels)
-        check_classes(classes, "the training data")
+        task = "multilabel" if splits.train.multilabel else "multiclass"
+        if config.metric not in TASK_METRICS[task]:
+            raise BertclfError(f"--metric {config.metric} does not apply to {task} data; choose one of "
+                               f"{', '.join(TASK_METRICS[task])}")
+        classes = training_classes(splits.train, config)
         train_labels = encode_labels(splits.train, classes)
         val_labels = encode_labels(splits.val, classes)
         test_labels = encode_labels(splits.test, classes) if splits.test is not None else None
-        log.info("classes (%d): %s", len(classes), ", ".join(map(str, classes)))
+        log.info("%s, classes (%d): %s", task, len(classes), ", ".join(map(str, classes)))
 
         tokenizer = load_tokenizer(config.model)
         limit = model_token_limit(tokenizer, load_encoder_config(config.model))
@@ -82,15 +81,18 @@ class TextClassifier:
         counts = [len(ids) + len(prefix) + len(suffix) for ids in train_tokens]
         max_length = self._choose_max_length(counts, limit)
 
-        self.classes_, self.tokenizer_, self.max_length_ = classes, tokenizer, max_length
+        self.classes_, self.task_, self.tokenizer_, self.max_length_ = classes, task, tokenizer, max_length
+        self.thresholds_ = None
         set_seed(config.seed)
-        model = build_model(config, classes)
+        model = build_model(config, classes, multilabel=task == "multilabel")
         train_set = EncodedTexts([wrap(ids, prefix, suffix, max_length) for ids in train_tokens], train_labels)
         val_set = EncodedTexts(self._encode(splits.val.texts), val_labels)
         model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
-                              loss_fn=torch.nn.functional.cross_entropy,
-                              evaluate=lambda candidate: self._score(candidate, val_set))
+                                      loss_fn=loss_function(train_labels, len(classes), config.class_weights),
+                                      evaluate=lambda candidate: self._score(candidate, val_set, tune=True))
         self.model_, self.train_result_ = model, result
+        if task == "multilabel":  # the thresholds tuned at the best evaluation serve from now on
+            self.thresholds_ = np.array(list(result.best_metrics["thresholds"].values()))
         self.metrics_ = {"val": result.best_metrics}
         if splits.test is not None:
             self.metrics_["test"] = self._score(model, EncodedTexts(self._encode(splits.test.texts), test_labels))
@@ -126,13 +128,28 @@ class TextClassifier:
         return [wrap(ids, prefix, suffix, self.max_length_) for ids in tokenize(self.tokenizer_, texts)]
 
     def _probabilities(self, model: torch.nn.Module, dataset: EncodedTexts) -> np.ndarray:
-        logits = predict_logits(model, dataset, batch_size=self.config.eval_batch_size,
-                                pad_token_id=self.tokenizer_.pad_token_id,
-                                precision=resolve_precision(self.config.mixed_precision))
-        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+        logits = torch.from_numpy(predict_logits(model, dataset, batch_size=self.config.eval_batch_size,
+                                                 pad_token_id=self.tokenizer_.pad_token_id,
+                                                 precision=resolve_precision(self.config.mixed_precision)))
+        return (torch.sigmoid(logits) if self.task_ == "multilabel" else torch.softmax(logits, dim=-1)).numpy()
 
-    def _score(self, model: torch.nn.Module, dataset: EncodedTexts) -> dict[str, Any]:
-        return classification_metrics(dataset.labels, self._probabilities(model, dataset), self.classes_)
+    def _decision_thresholds(self) -> np.ndarray:
+        """Multilabel thresholds in force: ``config.threshold`` when set, else those tuned on validation data."""
+        if self.config.threshold is not None:
+            return np.full(len(self.classes_), self.config.threshold)
+        return self.thresholds_
+
+    def _score(self, model: torch.nn.Module, dataset: EncodedTexts, tune: bool = False) -> dict[str, Any]:
+        """Scores on a labelled set; with ``tune`` (validation during training) the multilabel thresholds are
+        first tuned on this very set, as they will be for the model that is kept."""
+        probabilities = self._probabilities(model, dataset)
+        if self.task_ != "multilabel":
+            return classification_metrics(dataset.labels, probabilities, self.classes_)
+        thresholds = self._decision_thresholds()
+        if tune:
+            thresholds = tune_thresholds(dataset.labels, probabilities, self.config.threshold_strategy,
+                                         self.config.threshold)
+        return multilabel_metrics(dataset.labels, probabilities, self.classes_, thresholds, self.config.min_labels)
 
     def _texts(self, data: Sequence[str] | pd.DataFrame) -> list[str]:
         if isinstance(data, str):
@@ -146,19 +163,27 @@ class TextClassifier:
         return texts
 
     def predict_proba(self, data: Sequence[str] | pd.DataFrame) -> np.ndarray:
-        """Class probabilities, one row per text, columns in the order of ``classes_``."""
+        """Probabilities, one row per text, columns in the order of ``classes_``: a distribution over the
+        classes (multiclass) or each label's own probability (multilabel)."""
         self._check_fitted()
         return self._probabilities(self.model_, EncodedTexts(self._encode(self._texts(data))))
 
     def predict(self, data: Sequence[str] | pd.DataFrame) -> list[Any]:
-        """The most probable class of each text, in input order."""
-        probabilities = self.predict_proba(data)
-        return [self.classes_[i] for i in probabilities.argmax(axis=1)]
+        """Per text, in input order: the most probable class, or for multilabel a tuple of the labels whose
+        probability reaches their threshold (at least ``min_labels`` of them)."""
+        return self.labels_from_probabilities(self.predict_proba(data))
+
+    def labels_from_probabilities(self, probabilities: np.ndarray) -> list[Any]:
+        """The decisions :meth:`predict` makes, from rows of :meth:`predict_proba`."""
+        if self.task_ != "multilabel":
+            return [self.classes_[i] for i in probabilities.argmax(axis=1)]
+        decisions = decide(probabilities, self._decision_thresholds(), self.config.min_labels)
+        return [tuple(self.classes_[i] for i in np.flatnonzero(row)) for row in decisions]
 
     def evaluate(self, data: DataSource) -> dict[str, Any]:
         """Scores on labelled data (a file, a DataFrame or a ``(texts, labels)`` pair)."""
         self._check_fitted()
-        examples = load_examples(data, self.config)
+        examples = load_examples(data, dataclasses.replace(self.config, task=self.task_))
         labels = encode_labels(examples, self.classes_)
         return self._score(self.model_, EncodedTexts(self._encode(examples.texts), labels))
 
@@ -172,9 +197,14 @@ class TextClassifier:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
             save_model(self.model_, self.tokenizer_, staging, self.max_length_)
-            resolved = dataclasses.replace(self.config, max_length=self.max_length_)
+            resolved = dataclasses.replace(self.config, max_length=self.max_length_, task=self.task_)
             resolved.save(staging / CONFIG_FILE)
             (staging / LABELS_FILE).write_text(json.dumps({"classes": self.classes_}, ensure_ascii=False, indent=2))
+            if self.thresholds_ is not None:
+                thresholds = dict(zip(map(str, self.classes_), self.thresholds_.tolist(), strict=True))
+                (staging / THRESHOLDS_FILE).write_text(json.dumps(
+                    {"strategy": self.config.threshold_strategy, "thresholds": thresholds}, ensure_ascii=False,
+                    indent=2))
             if self.metrics_:
                 (staging / METRICS_FILE).write_text(json.dumps(self.metrics_, ensure_ascii=False, indent=2))
             write_model_card(staging, target.name, resolved, self.classes_, self.metrics_, __version__)
@@ -202,7 +232,10 @@ class TextClassifier:
             raise BertclfError(f"{directory / LABELS_FILE} is corrupt") from None
         classifier = cls(config)
         classifier.classes_ = classes
+        classifier.task_ = "multilabel" if config.task == "multilabel" else "multiclass"
         classifier.max_length_ = int(config.max_length)
+        if config.task == "multilabel":
+            classifier.thresholds_ = read_thresholds(directory / THRESHOLDS_FILE, classes)
         classifier.tokenizer_ = load_tokenizer(str(directory))
         model = load_model(directory, config, len(classes))
         classifier.model_ = model.to("cuda" if torch.cuda.is_available() else "cpu")
@@ -210,6 +243,17 @@ class TextClassifier:
         if metrics_path.is_file():
             classifier.metrics_ = json.loads(metrics_path.read_text())
         return classifier
+
+
+def read_thresholds(path: Path, classes: Sequence[Any]) -> np.ndarray:
+    """The saved multilabel thresholds, in class order."""
+    if not path.is_file():
+        raise BertclfError(f"{path.parent} is a multilabel run directory without {path.name}")
+    try:
+        saved = json.loads(path.read_text())["thresholds"]
+        return np.array([float(saved[str(label)]) for label in classes])
+    except (ValueError, KeyError, TypeError):
+        raise BertclfError(f"{path} is corrupt") from None
 
 
 def check_output_directory(target: Path, overwrite: bool) -> None:

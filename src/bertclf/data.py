@@ -6,6 +6,8 @@ Everything that can be wrong with a user's data is detected here and reported as
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -27,6 +29,7 @@ DataSource = str | Path | pd.DataFrame | tuple[Sequence[str], Sequence[Any]]
 """A file path, a DataFrame, or a ``(texts, labels)`` pair."""
 
 _DELIMITED = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+DELIMITED_SUFFIXES = tuple(_DELIMITED)
 _JSON_LINES = {".jsonl", ".ndjson"}
 _PARQUET = {".parquet", ".pq"}
 SUPPORTED_EXTENSIONS = (*_DELIMITED, *_JSON_LINES, ".json", *_PARQUET)
@@ -39,18 +42,27 @@ def demo_dataset_path() -> Path:
 
 @dataclass
 class Examples:
-    """Texts and their labels (original values, or ``None`` for unlabelled data), row order kept."""
+    """Texts and their labels, row order kept.
+
+    ``labels`` holds one original value per text, or for multilabel data a tuple of values per text, or is
+    ``None`` for unlabelled data.
+    """
 
     texts: list[str]
     labels: list[Any] | None
     name: str
+    multilabel: bool = False
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, indices: Sequence[int], name: str) -> Examples:
         labels = None if self.labels is None else [self.labels[i] for i in indices]
-        return Examples([self.texts[i] for i in indices], labels, name)
+        return Examples([self.texts[i] for i in indices], labels, name, self.multilabel)
+
+    def label_values(self) -> list[Any]:
+        """Every label occurrence: the labels themselves, or for multilabel data the members of each tuple."""
+        return [label for labels in self.labels for label in labels] if self.multilabel else list(self.labels)
 
 
 def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -161,7 +173,9 @@ def join_texts(frame: pd.DataFrame, config: ClassifierConfig, source: str) -> li
 
 
 def _plain_label(value: Any) -> Any:
-    """numpy scalars -> Python values, whole floats -> int, so labels survive JSON round trips."""
+    """numpy scalars -> Python values, whole floats -> int, arrays -> lists, so labels survive JSON round trips."""
+    if isinstance(value, np.ndarray):
+        return [_plain_label(item) for item in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and value.is_integer():
@@ -171,24 +185,118 @@ def _plain_label(value: Any) -> Any:
     return value
 
 
+def _is_list(value: Any) -> bool:
+    """A list of labels: a real list (JSONL, Parquet, DataFrames) or the text of a JSON list."""
+    return isinstance(value, (list, tuple)) or (isinstance(value, str) and value.startswith("[")
+                                                 and value.endswith("]"))
+
+
+def _label_tuple(value: Any, separator: str, source: str, row: int) -> tuple[Any, ...]:
+    """The labels of one multilabel cell, duplicates removed, order kept; an empty cell is an empty tuple."""
+    if _is_missing(value) or value == "":
+        return ()
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise BertclfError(f"row {row + 1} of {source}: {value!r} is not a valid JSON list of labels") from None
+    if isinstance(value, (list, tuple)):
+        items = [_plain_label(item) for item in value]
+    elif isinstance(value, str):
+        items = [int(part) if part.lstrip("-").isdigit() else part
+                 for part in (piece.strip() for piece in value.split(separator))]
+    else:
+        items = [value]
+    return tuple(dict.fromkeys(item for item in items if not (_is_missing(item) or item == "")))
+
+
+def _indicator_labels(frame: pd.DataFrame, columns: Sequence[str], source: str) -> list[tuple[str, ...]]:
+    """Labels from one 0/1 column per label: each row carries the names of its columns holding 1."""
+    require_columns(frame, columns, source)
+    truth = {0: False, 1: True, "0": False, "1": True}
+    flags = []
+    for name in columns:
+        column = []
+        for row, value in enumerate(frame[name].tolist()):
+            value = _plain_label(value)  # 1.0 -> 1; True == 1 already
+            if value not in truth:
+                raise BertclfError(f"label column '{name}' of {source} holds {value!r} in row {row + 1}; "
+                                   "label columns must hold 0 or 1")
+            column.append(truth[value])
+        flags.append(column)
+    return [tuple(name for name, on in zip(columns, row, strict=True) if on) for row in zip(*flags, strict=True)]
+
+
+def read_label_names(path: str | Path) -> list[str]:
+    """The names of a --label-names file, one per line; a label id is a position in this list."""
+    path = Path(path)
+    if not path.is_file():
+        raise BertclfError(f"label names file not found: {path}")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise BertclfError(f"label names file is empty: {path}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise BertclfError(f"label names file {path} repeats {', '.join(map(repr, repeated))}")
+    return names
+
+
+def _name_label(value: Any, names: Sequence[str], path: str, source: str, row: int) -> str:
+    """An integer id (or a name already) as a name of the --label-names file."""
+    if isinstance(value, str) and value in names:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+        return names[value]
+    raise BertclfError(f"label {value!r} in row {row + 1} of {source} is neither a name in {path} nor a position "
+                       f"in it (0 to {len(names) - 1})")
+
+
+def read_labels(frame: pd.DataFrame, config: ClassifierConfig, source: str) -> tuple[list[Any], bool]:
+    """The labels of every row and whether they are multilabel (tuples) or one value per row."""
+    if config.label_columns:
+        labels, multilabel = _indicator_labels(frame, config.label_columns, source), True
+    else:
+        require_columns(frame, [config.label_column], source)
+        values = [_plain_label(value) for value in frame[config.label_column].tolist()]
+        multilabel = config.task == "multilabel" or (config.task == "auto" and any(map(_is_list, values)))
+        if multilabel:
+            labels = [_label_tuple(value, config.label_sep, source, row) for row, value in enumerate(values)]
+        else:
+            missing = [row for row, label in enumerate(values) if _is_missing(label) or label == ""]
+            if missing:
+                raise BertclfError(f"label column '{config.label_column}' of {source} is empty in {len(missing)} "
+                                   f"rows (first: row {missing[0] + 1})")
+            lists = [row for row, label in enumerate(values) if isinstance(label, list)]
+            if lists:
+                raise BertclfError(f"label column '{config.label_column}' of {source} holds a list in row "
+                                   f"{lists[0] + 1}; pass --task multilabel for texts with several labels")
+            labels = values
+    if config.label_names:
+        names = read_label_names(config.label_names)
+        if multilabel:
+            labels = [tuple(_name_label(value, names, config.label_names, source, row) for value in row_labels)
+                      for row, row_labels in enumerate(labels)]
+        else:
+            labels = [_name_label(value, names, config.label_names, source, row) for row, value in enumerate(labels)]
+    if multilabel and not config.allow_empty_labels:
+        empty = [row for row, row_labels in enumerate(labels) if not row_labels]
+        if empty:
+            raise BertclfError(f"{len(empty)} rows of {source} carry no label (first: row {empty[0] + 1}); pass "
+                               "--allow-empty-labels if texts may have none")
+    return labels, multilabel
+
+
 def load_examples(source: DataSource, config: ClassifierConfig, *, labelled: bool = True) -> Examples:
     """Texts (and labels if ``labelled``) from a source; rows with empty text are skipped with a warning."""
     frame, name = as_frame(source, config)
     texts = join_texts(frame, config, name)
-    labels = None
-    if labelled:
-        require_columns(frame, [config.label_column], name)
-        labels = [_plain_label(value) for value in frame[config.label_column].tolist()]
-        missing = [row for row, label in enumerate(labels) if _is_missing(label) or label == ""]
-        if missing:
-            raise BertclfError(
-                f"label column '{config.label_column}' of {name} is empty in {len(missing)} rows "
-                f"(first: row {missing[0] + 1})"
-            )
+    labels, multilabel = read_labels(frame, config, name) if labelled else (None, False)
     keep = [row for row, text in enumerate(texts) if text]
     if not keep:
         raise BertclfError(f"every text in {name} is empty (columns: {', '.join(config.text_column)})")
-    examples = Examples(texts, labels, name)
+    examples = Examples(texts, labels, name, multilabel)
     if len(keep) < len(texts):
         log.warning("warning: skipped %d rows of %s whose text is empty", len(texts) - len(keep), name)
         examples = examples.subset(keep, name)
@@ -204,31 +312,79 @@ def sorted_classes(labels: Sequence[Any]) -> list[Any]:
     return sorted(values, key=str)
 
 
-def check_classes(classes: Sequence[Any], source: str) -> None:
+def training_classes(examples: Examples, config: ClassifierConfig) -> list[Any]:
+    """The label set in output order: the --label-names file, the --label-columns, or the sorted training labels."""
+    if config.label_names:
+        classes = read_label_names(config.label_names)
+    elif config.label_columns:
+        classes = list(config.label_columns)
+    else:
+        classes = sorted_classes(examples.label_values())
     if len(classes) < 2:
         only = classes[0] if classes else None
-        raise BertclfError(f"{source} holds a single class ({only!r}); a classifier needs at least two")
+        raise BertclfError(f"the training data holds a single class ({only!r}); a classifier needs at least two")
+    return classes
 
 
 def encode_labels(examples: Examples, classes: Sequence[Any]) -> np.ndarray:
-    """Class indices; a label never seen in training is an error that names it."""
+    """Class indices, or for multilabel data a 0/1 matrix (texts x classes); an unseen label is an error."""
     index = {str(label): position for position, label in enumerate(classes)}
-    unknown = sorted({str(label) for label in examples.labels if str(label) not in index})
+    unknown = sorted({str(label) for label in examples.label_values() if str(label) not in index})
     if unknown:
         shown = ", ".join(repr(label) for label in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         raise BertclfError(f"{examples.name} has labels that training never saw: {shown}")
-    return np.array([index[str(label)] for label in examples.labels], dtype=np.int64)
+    if not examples.multilabel:
+        return np.array([index[str(label)] for label in examples.labels], dtype=np.int64)
+    matrix = np.zeros((len(examples), len(classes)), dtype=np.float32)
+    for row, labels in enumerate(examples.labels):
+        matrix[row, [index[str(label)] for label in labels]] = 1.0
+    return matrix
+
+
+def iterative_split(label_matrix: np.ndarray, size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Kept and held-out row indices such that every label's share of held-out rows is close to ``size``.
+
+    Iterative stratification (Sechidis, Tsoumakas and Vlahavas, 2011): take the label with the fewest rows
+    still to place, and give each of its rows to the part that most lacks that label; ties go to the part
+    that most lacks rows. Rare labels are placed first, so each part receives its share of them.
+    """
+    rng = np.random.default_rng(seed)
+    matrix = label_matrix.astype(bool)
+    rows_wanted = np.array([1 - size, size]) * len(matrix)
+    labels_wanted = np.outer([1 - size, size], matrix.sum(axis=0))
+    part = np.full(len(matrix), -1)
+    unplaced = np.ones(len(matrix), dtype=bool)
+    while unplaced.any():
+        remaining = matrix[unplaced].sum(axis=0)
+        if remaining.any():
+            label = int(np.argmin(np.where(remaining > 0, remaining, np.iinfo(np.int64).max)))
+            rows = np.flatnonzero(unplaced & matrix[:, label])
+        else:  # rows without labels: by size alone
+            label, rows = None, np.flatnonzero(unplaced)
+        for row in rng.permutation(rows):
+            need = labels_wanted[:, label] if label is not None else rows_wanted
+            candidates = np.flatnonzero(need == need.max())
+            if len(candidates) > 1:
+                candidates = candidates[rows_wanted[candidates] == rows_wanted[candidates].max()]
+            chosen = int(rng.choice(candidates))
+            part[row], unplaced[row] = chosen, False
+            rows_wanted[chosen] -= 1
+            labels_wanted[chosen] -= matrix[row]
+    return np.flatnonzero(part == 0), np.flatnonzero(part == 1)
 
 
 def split_examples(examples: Examples, size: float, seed: int, name: str) -> tuple[Examples, Examples]:
-    """Hold out ``size`` of the examples, stratified by label where every class allows it."""
-    indices = np.arange(len(examples))
-    keys = [str(label) for label in examples.labels]
-    try:
-        kept, held = train_test_split(indices, test_size=size, random_state=seed, stratify=keys)
-    except ValueError:
-        log.warning("warning: some classes are too rare for a stratified %s split; splitting at random", name)
-        kept, held = train_test_split(indices, test_size=size, random_state=seed)
+    """Hold out ``size`` of the examples, stratified by label (iteratively for multilabel data)."""
+    if examples.multilabel:
+        kept, held = iterative_split(encode_labels(examples, sorted_classes(examples.label_values())), size, seed)
+    else:
+        indices = np.arange(len(examples))
+        keys = [str(label) for label in examples.labels]
+        try:
+            kept, held = train_test_split(indices, test_size=size, random_state=seed, stratify=keys)
+        except ValueError:
+            log.warning("warning: some classes are too rare for a stratified %s split; splitting at random", name)
+            kept, held = train_test_split(indices, test_size=size, random_state=seed)
     return examples.subset(sorted(kept), examples.name), examples.subset(sorted(held), name)
 
 
@@ -256,6 +412,8 @@ def make_splits(config: ClassifierConfig, train: DataSource, val: DataSource | N
     """Load the given parts and hold out the missing validation/test parts from training."""
     train_examples = load_examples(train, config)
     train_examples.name = "train"
+    # Validation and test data are read as the training data turned out to be: one label or a list per text.
+    config = dataclasses.replace(config, task="multilabel" if train_examples.multilabel else "multiclass")
     given = {}
     for name, source in (("val", val), ("test", test)):
         if source is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bertclf.config import ClassifierConfig
-from bertclf.metrics import HEADLINE
+from bertclf.metrics import HEADLINE, MULTILABEL_HEADLINE
 from bertclf.modeling import uses_native_head
 
 
@@ -23,13 +23,18 @@ def write_model_card(directory: Path, name: str, config: ClassifierConfig, class
         f"seed {config.seed}; bertclf {version}",
         "",
     ]
+    multilabel = config.task == "multilabel"
+    headline = MULTILABEL_HEADLINE if multilabel else HEADLINE
     scored = [split for split in ("val", "test") if split in metrics]
     if scored:
-        lines += ["| split | texts | " + " | ".join(HEADLINE) + " |", "|---" * (len(HEADLINE) + 2) + "|"]
+        lines += ["| split | texts | " + " | ".join(headline) + " |", "|---" * (len(headline) + 2) + "|"]
         for split in scored:
-            values = " | ".join(f"{metrics[split][name]:.4f}" for name in HEADLINE)
+            values = " | ".join(f"{metrics[split][name]:.4f}" for name in headline)
             lines.append(f"| {split} | {metrics[split]['n']} | {values} |")
         lines.append("")
+    if multilabel:
+        lines += [f"Multilabel: a label is predicted when its probability reaches its threshold "
+                  f"(`thresholds.json`, strategy `{config.threshold_strategy}`, tuned on the validation data).", ""]
     lines += ["## Use", "", "```python", "from bertclf import TextClassifier",
               f"clf = TextClassifier.load(\"{name}\")", "clf.predict([\"some text\"])", "```", ""]
     if uses_native_head(config):
@@ -37,6 +42,6 @@ def write_model_card(directory: Path, name: str, config: ClassifierConfig, class
             "This directory is also a standard `transformers` checkpoint:", "", "```python",
             "from transformers import pipeline",
             f"classify = pipeline(\"text-classification\", model=\"{name}\")",
-            "classify([\"some text\"], truncation=True)", "```", "",
+            "classify([\"some text\"], truncation=True" + (", top_k=None)" if multilabel else ")"), "```", "",
         ]
     (directory / "README.md").write_text("\n".join(lines))

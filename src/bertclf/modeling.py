@@ -164,13 +164,17 @@ def _label_maps(classes: Sequence[Any]) -> dict[str, dict]:
     return {"id2label": dict(enumerate(names)), "label2id": {name: i for i, name in enumerate(names)}}
 
 
-def build_model(config: ClassifierConfig, classes: Sequence[Any]) -> nn.Module:
-    """A fresh classifier on the pretrained encoder ``config.model``, with a randomly initialised head."""
+def build_model(config: ClassifierConfig, classes: Sequence[Any], multilabel: bool = False) -> nn.Module:
+    """A fresh classifier on the pretrained encoder ``config.model``, with a randomly initialised head.
+
+    The problem type tells ``transformers.pipeline`` to apply a sigmoid (multilabel) or a softmax to the logits.
+    """
     path = resolve_model_path(config.model)
     if uses_native_head(config):
+        problem_type = "multi_label_classification" if multilabel else "single_label_classification"
         with loading(config.model, "model"):
             return AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=len(classes), problem_type="single_label_classification", **_label_maps(classes)
+                path, num_labels=len(classes), problem_type=problem_type, **_label_maps(classes)
             )
     with loading(config.model, "model"):
         encoder = AutoModel.from_pretrained(path)

@@ -129,6 +129,40 @@ def resolve_precision(setting: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def class_weights(labels: np.ndarray, num_classes: int, scheme: str) -> torch.Tensor | None:
+    """Loss weights from the training labels' frequencies, or ``None`` for ``scheme='none'``.
+
+    Multiclass (``labels`` are class indices): n / (classes x count), 1 for a class without examples.
+    Multilabel (``labels`` is a 0/1 matrix): each label's negatives / positives, BCE's ``pos_weight``.
+    ``sqrt`` takes the square root of either, a milder correction.
+    """
+    if scheme == "none":
+        return None
+    if labels.ndim == 1:
+        counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+        weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 1.0)
+    else:
+        positives = labels.sum(axis=0).astype(np.float64)
+        weights = np.where(positives > 0, (len(labels) - positives) / np.maximum(positives, 1), 1.0)
+    if scheme == "sqrt":
+        weights = np.sqrt(weights)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def loss_function(labels: np.ndarray, num_classes: int, weighting: str) -> LossFn:
+    """Cross-entropy for class indices, binary cross-entropy on logits for a multilabel 0/1 matrix."""
+    weights = class_weights(labels, num_classes, weighting)
+    multilabel = labels.ndim == 2
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        weight = None if weights is None else weights.to(logits.device)
+        if multilabel:
+            return nn.functional.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), pos_weight=weight)
+        return nn.functional.cross_entropy(logits, targets, weight=weight)
+
+    return loss
+
+
 def parameter_groups(model: nn.Module, config: ClassifierConfig) -> list[dict[str, Any]]:
     """AdamW groups: the new head learns faster; biases and LayerNorm weights (1-D) get no weight decay."""
     head = head_parameter_names(model)
