@@ -56,6 +56,21 @@ def make_multilabel_texts(count: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
 
+def make_tail_texts(count: int, seed: int = 0) -> pd.DataFrame:
+    """Long texts of filler whose topic words come only in the last few words: the head alone says nothing."""
+    rng = random.Random(seed)
+    classes = sorted(TOPIC_WORDS)
+    rows = []
+    for i in range(count):
+        label = classes[i % len(classes)]
+        ending = [rng.choice(FILLER) for _ in range(4)]
+        for _ in range(2):
+            ending.insert(rng.randrange(len(ending) + 1), rng.choice(TOPIC_WORDS[label]))
+        words = [rng.choice(FILLER) for _ in range(rng.randint(40, 70))] + ending
+        rows.append({"text": " ".join(words), "label": label})
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
 @pytest.fixture(scope="session")
 def packaged_model_path() -> str:
     path = resolve_model_path(DEFAULT_MODEL)

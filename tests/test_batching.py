@@ -1,7 +1,14 @@
 import numpy as np
 import torch
 
-from bertclf.batching import EncodedTexts, LengthBucketSampler, PadBatch, inference_loader, sorted_batches
+from bertclf.batching import (
+    EncodedTexts,
+    LengthBucketSampler,
+    PadBatch,
+    inference_loader,
+    sorted_batches,
+    split_batch,
+)
 
 
 def lengths_for(count, seed=0):
@@ -54,3 +61,28 @@ def test_padding_and_attention_mask():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.int64
     assert "labels" not in PadBatch(0)([([5], None)])
+
+
+def chunked_items():
+    """Three texts of 2, 1 and 3 windows; labels 0, 1, 2."""
+    return [([[1, 5, 2], [1, 6]], np.int64(0)), ([[1, 7, 7, 2]], np.int64(1)), ([[1, 8], [1, 9], [1, 10]], np.int64(2))]
+
+
+def test_chunked_texts_flatten_into_window_rows():
+    batch = PadBatch(pad_token_id=0)(chunked_items())
+    assert batch["input_ids"].tolist() == [[1, 5, 2, 0], [1, 6, 0, 0], [1, 7, 7, 2], [1, 8, 0, 0], [1, 9, 0, 0],
+                                           [1, 10, 0, 0]]
+    assert batch["chunk_counts"].tolist() == [2, 1, 3] and batch["labels"].tolist() == [0, 1, 2]
+    assert EncodedTexts([ids for ids, _ in chunked_items()]).lengths == [5, 4, 6]
+
+
+def test_split_batch_cuts_between_texts_within_the_window_budget():
+    batch = PadBatch(pad_token_id=0)(chunked_items())
+    parts = split_batch(batch, max_windows=3)
+    assert [part["chunk_counts"].tolist() for part in parts] == [[2, 1], [3]]
+    assert [part["labels"].tolist() for part in parts] == [[0, 1], [2]]
+    assert torch.equal(torch.cat([part["input_ids"] for part in parts]), batch["input_ids"])
+    # a text with more windows than the budget is a part of its own
+    assert [part["chunk_counts"].tolist() for part in split_batch(batch, 1)] == [[2], [1], [3]]
+    plain = PadBatch(0)([([5], None)])
+    assert split_batch(plain, 1) == [plain]

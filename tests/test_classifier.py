@@ -6,7 +6,7 @@ import pytest
 from transformers import pipeline
 
 from bertclf import BertclfError, ClassifierConfig, TextClassifier
-from tests.conftest import make_multilabel_texts, make_texts
+from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
 
 
 @pytest.fixture
@@ -186,3 +186,37 @@ def test_class_weights_train_both_tasks(tiny_options, weighting):
     multi = TextClassifier(**{**tiny_options, "epochs": 1}, class_weights=weighting, test_size=0,
                            task="multilabel").fit(make_multilabel_texts(60))
     assert multi.thresholds_ is not None
+
+
+@pytest.fixture(scope="module")
+def tail_texts():
+    return {"train": make_tail_texts(150, seed=1), "val": make_tail_texts(45, seed=2),
+            "test": make_tail_texts(45, seed=3)}
+
+
+@pytest.mark.parametrize(("long_text", "options"), [("head", {}), ("tail", {}), ("head-tail", {}),
+                                                    ("chunks", {"chunk_pooling": "max"}),
+                                                    ("chunks", {"chunk_pooling": "attention"})])
+def test_long_text_strategies_read_what_they_promise(tiny_options, tail_texts, long_text, options):
+    """The topic sits at the end of 45-75 words: 16 tokens of head see none of it; the others do."""
+    classifier = TextClassifier(**tiny_options, pooling="mean", max_length=16, long_text=long_text,
+                                max_chunks=8, **options)
+    classifier.fit(tail_texts["train"], val=tail_texts["val"], test=tail_texts["test"])
+    accuracy = classifier.metrics_["test"]["accuracy"]
+    if long_text == "head":
+        assert accuracy < 0.6
+    else:
+        assert accuracy >= 0.9
+
+
+def test_chunked_model_saves_its_strategy_and_predicts_with_it(tiny_options, tail_texts, tmp_path):
+    classifier = TextClassifier(**{**tiny_options, "epochs": 2}, max_length=16, long_text="chunks", max_chunks=3,
+                                stride=4, chunk_pooling="attention")
+    classifier.fit(tail_texts["train"], val=tail_texts["val"])
+    classifier.save(tmp_path / "run")
+    assert "long_text: chunks\n" in (tmp_path / "run" / "bertclf.yaml").read_text()
+    assert "stride: 4\n" in (tmp_path / "run" / "bertclf.yaml").read_text()
+    loaded = TextClassifier.load(tmp_path / "run")
+    texts = tail_texts["test"]["text"].tolist()
+    np.testing.assert_allclose(loaded.predict_proba(texts), classifier.predict_proba(texts), atol=1e-5)
+    assert loaded.text_encoder_.chunked and loaded.text_encoder_.max_chunks == 3

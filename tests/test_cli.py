@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bertclf.cli import main
-from tests.conftest import make_multilabel_texts, make_texts
+from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
 
 
 def run(args, capsys, stdin=None, monkeypatch=None):
@@ -146,6 +146,7 @@ def bad_inputs(tmp_path, text_files):
         ("corrupt_model", "has no config.json"),
         ("unknown_model_offline", "cannot load model 'nobody/no-such-model'"),
         ("bad_option", "invalid epochs"),
+        ("bad_stride", "--stride 30 must be below the 22 content tokens of a window (--max-length 24)"),
     ],
 )
 def test_bad_training_input_is_one_line_and_exit_2(case, fragment, tmp_path, text_files, bad_inputs, tiny_model,
@@ -181,6 +182,8 @@ def test_bad_training_input_is_one_line_and_exit_2(case, fragment, tmp_path, tex
         args["--model"] = "nobody/no-such-model"
     elif case == "bad_option":
         args["--epochs"] = "zero"
+    elif case == "bad_stride":
+        args.update({"--long-text": "chunks", "--stride": 30, "--max-length": 24})
     flags = [str(item) for pair in args.items() for item in pair]
     code, _, err = run(["train", *flags], capsys)
     assert_one_line_error(code, err, fragment)
@@ -297,3 +300,18 @@ def test_bad_multilabel_input_is_one_line_and_exit_2(case, fragment, goemotions_
     code, _, err = run(["train", *args], capsys)
     assert_one_line_error(code, err, fragment)
     assert not output.exists()
+
+
+def test_chunked_long_texts_train_and_predict(tmp_path, tiny_options, capsys):
+    for part, count, seed in (("train", 120, 1), ("val", 30, 2)):
+        make_tail_texts(count, seed=seed).to_csv(tmp_path / f"{part}.csv", index=False)
+    output = tmp_path / "run"
+    code, _, err = run(["train", "--train", tmp_path / "train.csv", "--val", tmp_path / "val.csv", "--output", output,
+                        "--long-text", "chunks", "--max-length", "16", "--max-chunks", "8", "--stride", "2",
+                        "--chunk-pooling", "attention", *tiny_flags({**tiny_options, "epochs": 2})], capsys)
+    assert code == 0, err
+    assert "chunks:" in err and "windows of 16 tokens per training text on average (at most 8)" in err
+    assert "transformers.pipeline` does not reproduce" not in (output / "README.md").read_text()  # not native
+    code, out, err = run(["predict", output, "--input", tmp_path / "val.csv"], capsys)
+    assert code == 0, err
+    assert len(pd.read_csv(io.StringIO(out))) == 30

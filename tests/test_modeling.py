@@ -4,14 +4,17 @@ import torch
 from bertclf.config import DEFAULT_MODEL, ClassifierConfig
 from bertclf.errors import BertclfError
 from bertclf.modeling import (
+    ChunkPooling,
     PooledClassifier,
     build_model,
+    group_windows,
     head_parameter_names,
     load_model,
     load_tokenizer,
     mean_pool,
     resolve_model_path,
     save_model,
+    uses_native_head,
 )
 
 
@@ -75,3 +78,52 @@ def test_corrupt_weights_are_reported(tiny_model, tmp_path):
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(BertclfError, match="cannot load the model"):
         load_model(tmp_path, config, 2)
+
+
+def test_group_windows_pads_texts_and_masks_the_padding():
+    vectors = torch.arange(12, dtype=torch.float32).reshape(6, 2)  # windows of 3 texts: 1 + 3 + 2
+    padded, mask = group_windows(vectors, torch.tensor([1, 3, 2]))
+    assert padded.shape == (3, 3, 2)
+    assert mask.tolist() == [[True, False, False], [True, True, True], [True, True, False]]
+    assert padded[1].tolist() == vectors[1:4].tolist() and padded[0, 1:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("kind", ["mean", "max", "attention"])
+def test_chunk_pooling_ignores_padded_windows(kind):
+    torch.manual_seed(0)
+    pooling = ChunkPooling(kind, 4)
+    windows = torch.randn(2, 3, 4)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    pooled = pooling(windows, mask)
+    assert pooled.shape == (2, 4)
+    changed = windows.clone()
+    changed[0, 2] = 1e6  # whatever sits in a padded slot
+    torch.testing.assert_close(pooling(changed, mask), pooled)
+    alone = pooling(windows[:1, :2], torch.tensor([[True, True]]))  # the same text without padding
+    torch.testing.assert_close(alone, pooled[:1])
+    if kind == "mean":
+        torch.testing.assert_close(pooled[0], windows[0, :2].mean(dim=0))
+    if kind == "max":
+        torch.testing.assert_close(pooled[1], windows[1].amax(dim=0))
+
+
+@pytest.mark.parametrize("chunk_pooling", ["mean", "attention"])
+def test_chunked_classifier_gives_one_row_per_text_and_round_trips(tiny_model, tmp_path, chunk_pooling):
+    config = ClassifierConfig(model=tiny_model, long_text="chunks", chunk_pooling=chunk_pooling)
+    model = build_model(config, ["x", "y", "z"]).eval()
+    assert isinstance(model, PooledClassifier) and not uses_native_head(config)
+    inputs = {"input_ids": torch.randint(1000, 2000, (5, 6)), "attention_mask": torch.ones(5, 6, dtype=torch.long),
+              "chunk_counts": torch.tensor([2, 1, 2])}
+    logits = model(**inputs).logits
+    assert logits.shape == (3, 3)
+    with torch.no_grad():  # the second text alone, as one window, gives the same row
+        single = model(input_ids=inputs["input_ids"][2:3], attention_mask=inputs["attention_mask"][2:3],
+                       chunk_counts=torch.tensor([1])).logits
+    torch.testing.assert_close(single[0], logits[1])
+    if chunk_pooling == "attention":
+        assert "chunk_pooling.score.weight" in head_parameter_names(model)
+    save_model(model, load_tokenizer(tiny_model), tmp_path, max_length=6)
+    loaded = load_model(tmp_path, config, 3).eval()
+    torch.testing.assert_close(loaded(**inputs).logits, logits)
+    with pytest.raises(BertclfError, match=r"does not match bertclf\.yaml.s head and pooling"):
+        load_model(tmp_path, ClassifierConfig(model=tiny_model, long_text="chunks", head="mlp"), 3)

@@ -1,7 +1,16 @@
 import pytest
 from transformers import AutoTokenizer, BertConfig, RobertaConfig
 
-from bertclf.tokenization import choose_max_length, encode, model_token_limit, special_tokens, tokenize, wrap
+from bertclf.errors import BertclfError
+from bertclf.tokenization import (
+    Encoder,
+    choose_max_length,
+    model_token_limit,
+    special_tokens,
+    tokenize,
+    truncate,
+    windows,
+)
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +26,7 @@ def test_special_tokens_are_found_around_the_text(tokenizer):
 def test_head_truncation_equals_the_tokenizers_own(tokenizer, max_length):
     texts = ["short", "a considerably longer sentence that has to be cut somewhere in the middle of it " * 3, ""]
     expected = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    assert encode(tokenizer, texts, max_length) == expected
+    assert Encoder(tokenizer, max_length)(texts) == expected
 
 
 def test_tokenize_keeps_everything_without_special_tokens(tokenizer):
@@ -27,9 +36,47 @@ def test_tokenize_keeps_everything_without_special_tokens(tokenizer):
     assert tokenizer.cls_token_id not in ids
 
 
-def test_wrap_keeps_the_budget():
-    assert wrap(list(range(10)), [101], [102], 6) == [101, 0, 1, 2, 3, 102]
-    assert wrap([5], [101], [102], 6) == [101, 5, 102]
+CONTENT = list(range(100, 120))  # 20 content tokens
+
+
+def test_truncation_strategies_keep_exactly_the_right_tokens():
+    assert truncate(CONTENT, 8, "head", None) == list(range(100, 108))
+    assert truncate(CONTENT, 8, "tail", None) == list(range(112, 120))
+    # head-tail: a quarter of the budget from the start, the rest from the end
+    assert truncate(CONTENT, 8, "head-tail", None) == [100, 101, 114, 115, 116, 117, 118, 119]
+    assert truncate(CONTENT, 8, "head-tail", 5) == [100, 101, 102, 103, 104, 117, 118, 119]
+    assert truncate(CONTENT, 8, "head-tail", 0) == list(range(112, 120))
+    for strategy in ("head", "tail", "head-tail"):
+        assert truncate(CONTENT[:6], 8, strategy, None) == CONTENT[:6]  # a short text stays whole
+
+
+def test_windows_cover_the_text_with_the_stride_as_overlap():
+    assert windows(CONTENT, 8, 0, 10) == [list(range(100, 108)), list(range(108, 116)), list(range(116, 120))]
+    assert windows(CONTENT, 8, 2, 10) == [list(range(100, 108)), list(range(106, 114)), list(range(112, 120))]
+    assert windows(CONTENT[:16], 8, 0, 10) == [list(range(100, 108)), list(range(108, 116))]  # no empty third
+
+
+def test_short_texts_are_one_window_and_long_ones_are_cut_at_max_chunks():
+    assert windows(CONTENT[:5], 8, 2, 4) == [CONTENT[:5]]
+    assert windows([], 8, 0, 4) == [[]]
+    assert windows(CONTENT, 4, 0, 3) == [CONTENT[0:4], CONTENT[4:8], CONTENT[8:12]]
+
+
+def test_encoder_wraps_every_window_in_special_tokens(tokenizer):
+    encoder = Encoder(tokenizer, 10, "chunks", stride=2, max_chunks=3)
+    (document,) = encoder.from_tokens([CONTENT])
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    assert document == [[cls, *range(100, 108), sep], [cls, *range(106, 114), sep], [cls, *range(112, 120), sep]]
+    assert encoder.from_tokens([[]]) == [[[cls, sep]]]
+    head_tail = Encoder(tokenizer, 10, "head-tail", head_tokens=3)
+    assert head_tail.from_tokens([CONTENT]) == [[cls, 100, 101, 102, 115, 116, 117, 118, 119, sep]]
+
+
+def test_impossible_stride_or_head_tokens_are_named(tokenizer):
+    with pytest.raises(BertclfError, match="--stride 8 must be below the 8 content tokens"):
+        Encoder(tokenizer, 10, "chunks", stride=8)
+    with pytest.raises(BertclfError, match="--head-tokens 9 exceeds the 8 content tokens"):
+        Encoder(tokenizer, 10, "head-tail", head_tokens=9)
 
 
 def test_auto_max_length_covers_95_percent_in_multiples_of_8():

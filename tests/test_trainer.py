@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from bertclf.batching import EncodedTexts
+from bertclf.batching import EncodedTexts, PadBatch, split_batch
 from bertclf.config import ClassifierConfig
 from bertclf.modeling import build_model
 from bertclf.trainer import class_weights, is_better, loss_function, parameter_groups, predict_logits, train
@@ -126,3 +126,26 @@ def test_loss_function_follows_the_label_shape():
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=torch.tensor([1.0,
                                                                                                              1.0]))
     torch.testing.assert_close(multi(logits, targets), expected)
+
+
+def test_chunked_batches_split_into_parts_give_the_whole_batchs_gradient(tiny_model):
+    """The training step's arithmetic: parts weighted by their share of texts add up to the whole batch."""
+    config = ClassifierConfig(model=tiny_model, long_text="chunks")
+    model = build_model(config, [0, 1]).eval()  # no dropout: the two ways must match exactly
+    items = [([[101, 2000 + i, 102]] * (i % 3 + 1), np.int64(i % 2)) for i in range(6)]
+    batch = PadBatch(pad_token_id=0)(items)
+    loss_fn = loss_function(np.array([0, 1]), 2, "none")
+
+    def gradients(parts):
+        model.zero_grad()
+        for part in parts:
+            part = dict(part)
+            labels = part.pop("labels")
+            (loss_fn(model(**part).logits, labels) * len(labels) / len(batch["labels"])).backward()
+        return [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+
+    whole = gradients([batch])
+    parts = split_batch(batch, max_windows=4)
+    assert len(parts) > 2
+    for expected, got in zip(whole, gradients(parts), strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-4)

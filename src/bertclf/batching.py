@@ -8,6 +8,7 @@ sorts everything by length; callers put the results back in input order with ``o
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -18,40 +19,82 @@ POOL_BATCHES = 64  # batches per sorting pool: more means less padding, fewer me
 
 
 class EncodedTexts(Dataset):
-    """Token-id lists and, for training and evaluation, their label rows."""
+    """Token ids per text (a list of ids, or for chunked texts a list of windows of ids) and, for training and
+    evaluation, their label rows."""
 
-    def __init__(self, token_ids: Sequence[Sequence[int]], labels: np.ndarray | None = None):
+    def __init__(self, token_ids: Sequence[Sequence], labels: np.ndarray | None = None):
         self.token_ids = token_ids
         self.labels = labels
 
     def __len__(self) -> int:
         return len(self.token_ids)
 
-    def __getitem__(self, index: int) -> tuple[Sequence[int], np.ndarray | None]:
+    def __getitem__(self, index: int) -> tuple[Sequence, np.ndarray | None]:
         return self.token_ids[index], None if self.labels is None else self.labels[index]
 
     @property
+    def chunked(self) -> bool:
+        return len(self.token_ids) > 0 and len(self.token_ids[0]) > 0 and isinstance(self.token_ids[0][0], list)
+
+    @property
     def lengths(self) -> list[int]:
+        """Tokens per text (all windows together for chunked texts): the cost that batches are grouped by."""
+        if self.chunked:
+            return [sum(len(window) for window in windows) for windows in self.token_ids]
         return [len(ids) for ids in self.token_ids]
 
 
 class PadBatch:
-    """Collate function: pad token ids to the longest in the batch and build the attention mask."""
+    """Collate function: pad token ids to the longest in the batch and build the attention mask.
+
+    Chunked texts are flattened into one row per window, and ``chunk_counts`` says how many consecutive rows
+    belong to each text.
+    """
 
     def __init__(self, pad_token_id: int):
         self.pad_token_id = pad_token_id
 
-    def __call__(self, items: list[tuple[Sequence[int], np.ndarray | None]]) -> dict[str, torch.Tensor]:
-        longest = max(len(ids) for ids, _ in items)
-        input_ids = torch.full((len(items), longest), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(items), longest), dtype=torch.long)
-        for row, (ids, _) in enumerate(items):
+    def __call__(self, items: list[tuple[Sequence, np.ndarray | None]]) -> dict[str, torch.Tensor]:
+        chunked = isinstance(items[0][0][0], list)
+        rows = [window for ids, _ in items for window in ids] if chunked else [ids for ids, _ in items]
+        longest = max(len(ids) for ids in rows)
+        input_ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for row, ids in enumerate(rows):
             input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
             attention_mask[row, : len(ids)] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if chunked:
+            batch["chunk_counts"] = torch.tensor([len(ids) for ids, _ in items])
         if items[0][1] is not None:
             batch["labels"] = torch.as_tensor(np.stack([label for _, label in items]))
         return batch
+
+
+def split_batch(batch: dict[str, torch.Tensor], max_windows: int) -> list[dict[str, torch.Tensor]]:
+    """A batch of chunked texts cut, between texts, into parts of at most ``max_windows`` windows (a text with
+    more windows is a part of its own), so that memory stays bounded whatever the texts' lengths. Other
+    batches come back whole."""
+    if "chunk_counts" not in batch:
+        return [batch]
+    counts = batch["chunk_counts"].tolist()
+    parts, start, windows = [], 0, 0
+    for index, count in enumerate(counts):
+        if index > start and windows + count > max_windows:
+            parts.append((start, index))
+            start, windows = index, 0
+        windows += count
+    parts.append((start, len(counts)))
+    offsets = [0, *itertools.accumulate(counts)]
+    return [
+        {
+            "input_ids": batch["input_ids"][offsets[first] : offsets[last]],
+            "attention_mask": batch["attention_mask"][offsets[first] : offsets[last]],
+            "chunk_counts": batch["chunk_counts"][first:last],
+            **({"labels": batch["labels"][first:last]} if "labels" in batch else {}),
+        }
+        for first, last in parts
+    ]
 
 
 class LengthBucketSampler(Sampler[list[int]]):

@@ -25,7 +25,7 @@ from bertclf.metrics import classification_metrics, multilabel_metrics
 from bertclf.model_card import write_model_card
 from bertclf.modeling import build_model, load_encoder_config, load_model, load_tokenizer, save_model
 from bertclf.thresholds import decide, tune_thresholds
-from bertclf.tokenization import choose_max_length, model_token_limit, special_tokens, tokenize, wrap
+from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, special_tokens, tokenize
 from bertclf.trainer import TrainResult, loss_function, predict_logits, resolve_precision
 
 log = logging.getLogger("bertclf")
@@ -49,6 +49,7 @@ class TextClassifier:
         self.task_: str | None = None  # "multiclass" or "multilabel", as found in the training data
         self.thresholds_: np.ndarray | None = None  # multilabel: one decision threshold per class
         self.max_length_: int | None = None
+        self.text_encoder_: Encoder | None = None  # texts to token ids under the long-text strategy
         self.model_: torch.nn.Module | None = None
         self.tokenizer_ = None
         self.metrics_: dict[str, Any] = {}
@@ -83,9 +84,14 @@ class TextClassifier:
 
         self.classes_, self.task_, self.tokenizer_, self.max_length_ = classes, task, tokenizer, max_length
         self.thresholds_ = None
+        self.text_encoder_ = self._text_encoder()
         set_seed(config.seed)
         model = build_model(config, classes, multilabel=task == "multilabel")
-        train_set = EncodedTexts([wrap(ids, prefix, suffix, max_length) for ids in train_tokens], train_labels)
+        train_set = EncodedTexts(self.text_encoder_.from_tokens(train_tokens), train_labels)
+        if self.text_encoder_.chunked:
+            windows_per_text = [len(document) for document in train_set.token_ids]
+            log.info("chunks: %.2f windows of %d tokens per training text on average (at most %d)",
+                     np.mean(windows_per_text), max_length, config.max_chunks)
         val_set = EncodedTexts(self._encode(splits.val.texts), val_labels)
         model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
                                       loss_fn=loss_function(train_labels, len(classes), config.class_weights),
@@ -123,9 +129,13 @@ class TextClassifier:
         if self.model_ is None:
             raise BertclfError("this TextClassifier is not fitted yet: call fit() or TextClassifier.load()")
 
-    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
-        prefix, suffix = special_tokens(self.tokenizer_)
-        return [wrap(ids, prefix, suffix, self.max_length_) for ids in tokenize(self.tokenizer_, texts)]
+    def _text_encoder(self) -> Encoder:
+        config = self.config
+        return Encoder(self.tokenizer_, self.max_length_, config.long_text, config.head_tokens, config.stride,
+                       config.max_chunks)
+
+    def _encode(self, texts: Sequence[str]) -> list:
+        return self.text_encoder_(texts)
 
     def _probabilities(self, model: torch.nn.Module, dataset: EncodedTexts) -> np.ndarray:
         logits = torch.from_numpy(predict_logits(model, dataset, batch_size=self.config.eval_batch_size,
@@ -237,6 +247,7 @@ class TextClassifier:
         if config.task == "multilabel":
             classifier.thresholds_ = read_thresholds(directory / THRESHOLDS_FILE, classes)
         classifier.tokenizer_ = load_tokenizer(str(directory))
+        classifier.text_encoder_ = classifier._text_encoder()
         model = load_model(directory, config, len(classes))
         classifier.model_ = model.to("cuda" if torch.cuda.is_available() else "cpu")
         metrics_path = directory / METRICS_FILE

@@ -89,9 +89,24 @@ class ClassifierConfig:
                                           group="model")
     head_dropout: float = option(0.1, "Dropout before each layer of the 'mlp' head or after 'mean' pooling.",
                                  group="model")
-    max_length: int | str = option("auto", "Maximum tokens per text: a number, or 'auto' (the smallest multiple "
-                                   "of 8 covering 95% of training texts, capped at the model's limit).",
-                                   group="model")
+    max_length: int | str = option("auto", "Maximum tokens per text (per window with --long-text chunks): a "
+                                   "number, or 'auto' (the smallest multiple of 8 covering 95% of training texts, "
+                                   "capped at the model's limit).", group="model")
+
+    # --- long texts -------------------------------------------------------------------------------
+    long_text: str = option("head", "What to do with a text longer than --max-length: keep its 'head', its "
+                            "'tail', its first --head-tokens and last tokens ('head-tail'), or read all of it in "
+                            "'chunks': up to --max-chunks windows, each encoded, pooled into one document vector "
+                            "by --chunk-pooling, trained and predicted on the document's label.",
+                            choices=("head", "tail", "head-tail", "chunks"), group="long texts")
+    head_tokens: int | None = option(None, "With 'head-tail': tokens kept from the start (default: a quarter of "
+                                     "the budget; the rest comes from the end).", group="long texts")
+    max_chunks: int = option(4, "With 'chunks': the most windows read per text; the rest is cut.",
+                             group="long texts")
+    stride: int = option(0, "With 'chunks': tokens shared by consecutive windows.", group="long texts")
+    chunk_pooling: str = option("mean", "With 'chunks': how window vectors become one document vector: 'mean', "
+                                "'max', or 'attention' (learned weights over the windows).",
+                                choices=("mean", "max", "attention"), group="long texts")
 
     # --- training ---------------------------------------------------------------------------------
     epochs: int = option(3, "Passes over the training data.")
@@ -179,6 +194,12 @@ class ClassifierConfig:
             raise _invalid("label_columns", self.label_columns, "name at least one column")
         if self.label_columns and self.task == "multiclass":
             raise _invalid("task", self.task, "--label-columns describes multilabel data")
+        if self.max_chunks < 1:
+            raise _invalid("max_chunks", self.max_chunks, "must be at least 1")
+        if self.stride < 0:
+            raise _invalid("stride", self.stride, "must not be negative")
+        if self.head_tokens is not None and self.head_tokens < 0:
+            raise _invalid("head_tokens", self.head_tokens, "must not be negative")
         if self.max_length != "auto" and self.max_length < 8:
             raise _invalid("max_length", self.max_length, "must be 'auto' or a number of tokens of at least 8")
         if not self.text_column or any(not name for name in self.text_column):

@@ -18,7 +18,9 @@ def write_model_card(directory: Path, name: str, config: ClassifierConfig, class
         "",
         f"- base model: `{config.model}`",
         f"- classes ({len(classes)}): {', '.join(f'`{label}`' for label in classes)}",
-        f"- max length: {config.max_length} tokens; pooling `{config.pooling}`, head `{config.head}`",
+        f"- max length: {config.max_length} tokens; pooling `{config.pooling}`, head `{config.head}`; long texts: "
+        + (f"up to {config.max_chunks} windows (stride {config.stride}), `{config.chunk_pooling}` pooled"
+           if config.long_text == "chunks" else f"`{config.long_text}`"),
         f"- training: {config.epochs} epochs, batch size {config.batch_size}, learning rate {config.learning_rate:g}, "
         f"seed {config.seed}; bertclf {version}",
         "",
@@ -37,7 +39,11 @@ def write_model_card(directory: Path, name: str, config: ClassifierConfig, class
                   f"(`thresholds.json`, strategy `{config.threshold_strategy}`, tuned on the validation data).", ""]
     lines += ["## Use", "", "```python", "from bertclf import TextClassifier",
               f"clf = TextClassifier.load(\"{name}\")", "clf.predict([\"some text\"])", "```", ""]
-    if uses_native_head(config):
+    if uses_native_head(config) and config.long_text != "head":
+        lines += [f"This directory is a standard `transformers` checkpoint, but it was trained on the "
+                  f"`{config.long_text}` of long texts, which `transformers.pipeline` does not reproduce (it keeps the "
+                  "head): use bertclf to predict.", ""]
+    elif uses_native_head(config):
         lines += [
             "This directory is also a standard `transformers` checkpoint:", "", "```python",
             "from transformers import pipeline",

@@ -116,7 +116,8 @@ def load_encoder_config(name: str) -> PretrainedConfig:
 
 
 def uses_native_head(config: ClassifierConfig) -> bool:
-    return config.pooling == "cls" and config.head == "linear"
+    """Whether the network is the architecture's own ``AutoModelForSequenceClassification``."""
+    return config.pooling == "cls" and config.head == "linear" and config.long_text != "chunks"
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -143,19 +144,59 @@ class ClassificationHead(nn.Module):
         return self.layers(pooled)
 
 
+def group_windows(vectors: torch.Tensor, chunk_counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One vector per window (windows x hidden), consecutive per text, as texts x most windows x hidden, zero
+    padded, and the mask of the real windows (texts x most windows)."""
+    per_text = torch.split(vectors, chunk_counts.tolist())
+    padded = nn.utils.rnn.pad_sequence(per_text, batch_first=True)
+    mask = torch.arange(padded.shape[1], device=vectors.device)[None, :] < chunk_counts.to(vectors.device)[:, None]
+    return padded, mask
+
+
+class ChunkPooling(nn.Module):
+    """The window vectors of a text become one document vector: their mean, their element-wise max, or an
+    attention-weighted sum (a learned score per window, softmax over the text's windows). Padded window slots
+    take no part in any of them."""
+
+    def __init__(self, kind: str, hidden_size: int):
+        super().__init__()
+        self.kind = kind
+        self.score = nn.Linear(hidden_size, 1) if kind == "attention" else None
+
+    def forward(self, windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.kind == "max":
+            return windows.masked_fill(~mask[..., None], float("-inf")).amax(dim=1)
+        if self.kind == "attention":
+            scores = self.score(windows).squeeze(-1).masked_fill(~mask, float("-inf"))
+            weights = torch.softmax(scores, dim=1)
+        else:
+            weights = mask.to(windows.dtype) / mask.sum(dim=1, keepdim=True)
+        return (weights[..., None] * windows).sum(dim=1)
+
+
 class PooledClassifier(nn.Module):
-    """An ``AutoModel`` encoder, a pooling of its last hidden states and a classification head."""
+    """An ``AutoModel`` encoder, a pooling of its last hidden states and a classification head.
+
+    With ``chunk_pooling`` the rows are windows of longer texts: ``chunk_counts`` says how many consecutive rows
+    belong to each text, and the window vectors are pooled into one vector per text before the head, so the
+    loss is on the document.
+    """
 
     def __init__(self, encoder: PreTrainedModel, num_labels: int, pooling: str, head: str,
-                 head_hidden_size: int | None, head_dropout: float):
+                 head_hidden_size: int | None, head_dropout: float, chunk_pooling: str | None = None):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
-        self.head = ClassificationHead(encoder.config.hidden_size, num_labels, head, head_hidden_size, head_dropout)
+        hidden_size = encoder.config.hidden_size
+        self.chunk_pooling = ChunkPooling(chunk_pooling, hidden_size) if chunk_pooling else None
+        self.head = ClassificationHead(hidden_size, num_labels, head, head_hidden_size, head_dropout)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> SequenceClassifierOutput:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, chunk_counts: torch.Tensor | None = None,
+                **_: Any) -> SequenceClassifierOutput:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, attention_mask)
+        if self.chunk_pooling is not None:
+            pooled = self.chunk_pooling(*group_windows(pooled, chunk_counts))
         return SequenceClassifierOutput(logits=self.head(pooled))
 
 
@@ -178,8 +219,12 @@ def build_model(config: ClassifierConfig, classes: Sequence[Any], multilabel: bo
             )
     with loading(config.model, "model"):
         encoder = AutoModel.from_pretrained(path)
-    return PooledClassifier(encoder, len(classes), config.pooling, config.head, config.head_hidden_size,
-                            config.head_dropout)
+    return _pooled_classifier(encoder, len(classes), config)
+
+
+def _pooled_classifier(encoder: PreTrainedModel, num_labels: int, config: ClassifierConfig) -> PooledClassifier:
+    return PooledClassifier(encoder, num_labels, config.pooling, config.head, config.head_hidden_size,
+                            config.head_dropout, config.chunk_pooling if config.long_text == "chunks" else None)
 
 
 def head_parameter_names(model: nn.Module) -> set[str]:
@@ -192,7 +237,7 @@ def head_parameter_names(model: nn.Module) -> set[str]:
     out-of-domain test MCC from 0.198 to 0.218 on average.
     """
     if isinstance(model, PooledClassifier):  # it reads the hidden states: the encoder's pooler is unused
-        return {name for name, _ in model.named_parameters() if name.startswith("head.")}
+        return {name for name, _ in model.named_parameters() if not name.startswith("encoder.")}
     pooler_prefix = model.base_model_prefix + ".pooler."
     return {name for name, _ in model.named_parameters()
             if not name.startswith(model.base_model_prefix + ".") or name.startswith(pooler_prefix)}
@@ -209,8 +254,8 @@ def save_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, directory: 
 def _save_weights(model: nn.Module, directory: Path) -> None:
     if isinstance(model, PooledClassifier):
         model.encoder.save_pretrained(directory)
-        save_file({name: tensor.contiguous() for name, tensor in model.head.state_dict().items()},
-                  str(directory / HEAD_WEIGHTS))
+        save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()
+                   if not name.startswith("encoder.")}, str(directory / HEAD_WEIGHTS))
     else:
         model.save_pretrained(directory)
 
@@ -235,8 +280,11 @@ def load_model(directory: Path, config: ClassifierConfig, num_labels: int) -> nn
         return model
     if not (directory / HEAD_WEIGHTS).is_file():
         raise BertclfError(f"model directory {directory} is missing {HEAD_WEIGHTS}")
-    model = PooledClassifier(_load_complete(AutoModel, directory), num_labels, config.pooling, config.head,
-                             config.head_hidden_size, config.head_dropout)
+    model = _pooled_classifier(_load_complete(AutoModel, directory), num_labels, config)
     with loading(str(directory), "classification head"):
-        model.head.load_state_dict(load_file(str(directory / HEAD_WEIGHTS)))
+        head_weights = load_file(str(directory / HEAD_WEIGHTS))
+        expected = {name for name in model.state_dict() if not name.startswith("encoder.")}
+        if set(head_weights) != expected:
+            raise BertclfError(f"{directory / HEAD_WEIGHTS} does not match bertclf.yaml's head and pooling")
+        model.load_state_dict(head_weights, strict=False)
     return model

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
+from bertclf.errors import BertclfError
+
 log = logging.getLogger("bertclf")
 
 # Architectures whose position ids start after the padding index, so two positions are unusable.
@@ -62,13 +64,60 @@ def choose_max_length(token_counts: Sequence[int], limit: int) -> int:
     return max(8, min(limit, 8 * math.ceil(covering / 8)))
 
 
-def wrap(content: Sequence[int], prefix: Sequence[int], suffix: Sequence[int], max_length: int) -> list[int]:
-    """The first tokens that fit in ``max_length`` together with the special tokens."""
-    budget = max_length - len(prefix) - len(suffix)
-    return [*prefix, *content[:budget], *suffix]
+def truncate(content: Sequence[int], budget: int, strategy: str, head_tokens: int | None) -> list[int]:
+    """At most ``budget`` content tokens: the first ones ('head'), the last ones ('tail'), or the first
+    ``head_tokens`` (default a quarter of the budget) and the last ones ('head-tail', after Sun et al. 2019)."""
+    if len(content) <= budget:
+        return list(content)
+    if strategy == "tail":
+        return list(content[len(content) - budget :])
+    if strategy == "head-tail":
+        head = budget // 4 if head_tokens is None else head_tokens
+        return [*content[:head], *content[len(content) - (budget - head) :]]
+    return list(content[:budget])
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Model-ready token ids of each text, truncated to ``max_length``."""
-    prefix, suffix = special_tokens(tokenizer)
-    return [wrap(ids, prefix, suffix, max_length) for ids in tokenize(tokenizer, texts)]
+def windows(content: Sequence[int], budget: int, stride: int, max_chunks: int) -> list[list[int]]:
+    """Consecutive windows of ``budget`` content tokens, each starting ``budget - stride`` after the previous
+    one, until one reaches the end of the text or there are ``max_chunks``; a short text is one window."""
+    step = budget - stride
+    parts = [list(content[:budget])]
+    while len(parts) < max_chunks and (len(parts) - 1) * step + budget < len(content):
+        start = len(parts) * step
+        parts.append(list(content[start : start + budget]))
+    return parts
+
+
+class Encoder:
+    """Model-ready token ids under a long-text strategy: a list of ids per text, or with 'chunks' a list of
+    windows (each a list of ids) per text. Every piece is wrapped in the model's special tokens."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, strategy: str = "head",
+                 head_tokens: int | None = None, stride: int = 0, max_chunks: int = 1):
+        self.tokenizer = tokenizer
+        self.prefix, self.suffix = special_tokens(tokenizer)
+        self.budget = max_length - len(self.prefix) - len(self.suffix)
+        self.strategy, self.head_tokens, self.stride, self.max_chunks = strategy, head_tokens, stride, max_chunks
+        if strategy == "head-tail" and head_tokens is not None and head_tokens > self.budget:
+            raise BertclfError(f"--head-tokens {head_tokens} exceeds the {self.budget} content tokens that "
+                               f"--max-length {max_length} leaves")
+        if strategy == "chunks" and stride >= self.budget:
+            raise BertclfError(f"--stride {stride} must be below the {self.budget} content tokens of a window "
+                               f"(--max-length {max_length})")
+
+    @property
+    def chunked(self) -> bool:
+        return self.strategy == "chunks"
+
+    def wrap(self, content: Sequence[int]) -> list[int]:
+        return [*self.prefix, *content, *self.suffix]
+
+    def from_tokens(self, contents: Sequence[Sequence[int]]) -> list:
+        """Encode content token ids as returned by :func:`tokenize`."""
+        if self.chunked:
+            return [[self.wrap(part) for part in windows(content, self.budget, self.stride, self.max_chunks)]
+                    for content in contents]
+        return [self.wrap(truncate(content, self.budget, self.strategy, self.head_tokens)) for content in contents]
+
+    def __call__(self, texts: Sequence[str]) -> list:
+        return self.from_tokens(tokenize(self.tokenizer, texts))

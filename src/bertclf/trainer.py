@@ -26,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from bertclf.batching import EncodedTexts, inference_loader, train_loader
+from bertclf.batching import EncodedTexts, inference_loader, split_batch, train_loader
 from bertclf.config import ClassifierConfig
 from bertclf.modeling import head_parameter_names
 
@@ -218,11 +218,20 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
         epoch_loss = torch.zeros((), device=accelerator.device)
         epoch_batches = 0
         for batch in loader:
-            labels = batch.pop("labels")
+            labels = batch["labels"]
             with accelerator.accumulate(model):
-                logits = model(**batch).logits
-                loss = loss_fn(logits, labels)
-                accelerator.backward(loss)
+                # Chunked long texts come in parts of at most batch_size windows, so memory stays bounded; the
+                # parts' gradients add up to the batch's, as each part's loss is weighted by its share of texts.
+                parts = split_batch(batch, config.batch_size)
+                loss = torch.zeros((), device=accelerator.device)
+                for index, part in enumerate(parts):
+                    share = len(part["labels"]) / len(labels)
+                    last = index == len(parts) - 1
+                    with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                        part_labels = part.pop("labels")
+                        part_loss = loss_fn(model(**part).logits, part_labels) * share
+                        accelerator.backward(part_loss)
+                    loss += part_loss.detach()
                 if accelerator.sync_gradients and config.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
@@ -293,8 +302,9 @@ def predict_logits(model: nn.Module, dataset: EncodedTexts, *, batch_size: int, 
     with torch.inference_mode(), autocast:
         for batch in loader:
             batch.pop("labels", None)
-            batch = {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
-            chunks.append(model(**batch).logits.float())
+            for part in split_batch(batch, batch_size):  # chunked texts: at most batch_size windows at once
+                part = {name: tensor.to(device, non_blocking=True) for name, tensor in part.items()}
+                chunks.append(model(**part).logits.float())
     model.train(was_training)
     logits = torch.cat(chunks).cpu().numpy()
     in_input_order = np.empty_like(logits)
