@@ -27,11 +27,20 @@ class DatasetSpec:
     bertclf_options: dict = field(default_factory=dict)  # options only bertclf has (e.g. a long-text strategy)
     metric: str = "f1_macro"  # validation metric that picks the best epoch, on every side
     multilabel: bool = False  # labels are lists, written to the CSV files as JSON lists
+    # when set, bertclf's long-text strategies (name -> options) are compared with one another instead of the
+    # three sides (Trainer-default, Trainer-tuned, bertclf): the Trainer has no chunked documents to compare with
+    strategies: dict[str, dict] | None = None
 
 
 def _hold_out(frame: pd.DataFrame, size: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     kept, held = train_test_split(frame, test_size=size, random_state=SPLIT_SEED, stratify=frame["label"])
     return kept.reset_index(drop=True), held.reset_index(drop=True)
+
+
+def _split_80_10_10(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    rest, test = _hold_out(frame, 0.1)
+    train, val = _hold_out(rest, 1 / 9)
+    return train, val, test
 
 
 def _head(frame: pd.DataFrame, rows: int | None) -> pd.DataFrame:
@@ -65,9 +74,16 @@ def bbc_news(rows: int | None = None):
     def load(root: Path):
         frame = pd.read_csv(root / "bbc_news" / "bbc_news_train.csv").rename(columns={"Text": "text",
                                                                                       "Category": "label"})
-        rest, test = _hold_out(_head(frame[["text", "label"]], rows), 0.1)
-        train, val = _hold_out(rest, 1 / 9)
-        return train, val, test
+        return _split_80_10_10(_head(frame[["text", "label"]], rows))
+    return load
+
+
+def fake_news():
+    """The shared 256-article subset, title and body joined (some bodies are empty)."""
+    def load(root: Path):
+        frame = pd.read_csv(root / "fake_news" / "fake_or_real_news.csv")
+        frame["text"] = frame["title"].fillna("") + ". " + frame["text"].fillna("")
+        return _split_80_10_10(frame[["text", "label"]])
     return load
 
 
@@ -84,6 +100,15 @@ def goemotions(train_rows: int | None = None):
         return read("train.tsv", train_rows), read("dev.tsv"), read("test.tsv")
     return load
 
+
+# issue 5's comparison: what each long-text strategy buys over keeping the first 128 tokens
+LONG_TEXT_STRATEGIES = {
+    "head": {"long_text": "head"},
+    "head-tail": {"long_text": "head-tail"},
+    "chunks-mean": {"long_text": "chunks", "chunk_pooling": "mean"},
+    "chunks-attention": {"long_text": "chunks", "chunk_pooling": "attention"},
+    "chunks-mean, 8 chunks": {"long_text": "chunks", "chunk_pooling": "mean", "max_chunks": 8},
+}
 
 SUITES: dict[str, list[DatasetSpec]] = {
     "quick": [
@@ -103,6 +128,14 @@ SUITES: dict[str, list[DatasetSpec]] = {
                     "dev.tsv (validation) / test.tsv; the Trainer decides at 0.5, bertclf at thresholds tuned on "
                     "validation", ("goemotions/train.tsv", "goemotions/dev.tsv", "goemotions/test.tsv",
                                    "goemotions/labels.txt"), goemotions(10_000), metric="f1_micro", multilabel=True),
+    ],
+    "long": [
+        DatasetSpec("bbc_news", "BBC News (5 topics, articles averaging about 500 tokens), 80/10/10 split, "
+                    "max length 128", ("bbc_news/bbc_news_train.csv",), bbc_news(), {"max_length": 128},
+                    metric="accuracy", strategies=LONG_TEXT_STRATEGIES),
+        DatasetSpec("fake_news", "Fake or real news (the shared 256-article subset, title + text), 80/10/10 split, "
+                    "max length 128", ("fake_news/fake_or_real_news.csv",), fake_news(), {"max_length": 128},
+                    metric="accuracy", strategies=LONG_TEXT_STRATEGIES),
     ],
 }
 

@@ -99,9 +99,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     numbers = {name for run in runs for name, value in run.items() if isinstance(value, (int, float))}
     summary = {name: stats([run[name] for run in runs]) for name in sorted(numbers)}
-    metric_names = runs[0]["metrics"].keys()
-    summary["metrics"] = {name: stats([run["metrics"][name] for run in runs]) for name in metric_names}
+    if "metrics" in runs[0]:
+        summary["metrics"] = {name: stats([run["metrics"][name] for run in runs]) for name in runs[0]["metrics"]}
     return summary
+
+
+def configurations_of(spec: DatasetSpec) -> dict[str, dict[str, Any]]:
+    """Name -> (side, bertclf options) of every configuration the dataset runs."""
+    if spec.strategies:
+        return {name: {"side": "bertclf", "bertclf_options": {**spec.bertclf_options, **options}}
+                for name, options in spec.strategies.items()}
+    return {side: {"side": side, "bertclf_options": spec.bertclf_options} for side in SIDES}
 
 
 def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int], peak: dict[str, float],
@@ -111,28 +119,34 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int
     paths = prepare(spec, root, work / spec.name / "data")
     frames = {part: pd.read_csv(path) for part, path in paths.items()}
     train_counts = token_counts(frames["train"]["text"].tolist(), model)
-    settings = {**settings_for(spec, train_counts, model), "bertclf_options": spec.bertclf_options}
+    settings = settings_for(spec, train_counts, model)
     train_lengths = [min(count, settings["max_length"]) for count in train_counts]
     test_lengths = [min(count, settings["max_length"]) for count in token_counts(frames["test"]["text"].tolist(),
                                                                                   model)]
     encoder = load_encoder_config(model)
-    train_flops = flops.training_flops(encoder, train_lengths) * settings["epochs"]
+    # FLOPs of truncated texts: the useful work of every side when they all truncate alike
+    train_flops = None if spec.strategies else flops.training_flops(encoder, train_lengths) * settings["epochs"]
     inference_flops = flops.inference_flops(encoder, test_lengths)
-    sides: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    configurations = configurations_of(spec)
+    measured: dict[str, list[dict[str, Any]]] = {name: [] for name in configurations}
     inference_runs = []
     for seed in seeds:
-        for side in SIDES:
-            print(f"[{spec.name}] seed {seed}: {side} ...", flush=True)
-            run_dir = work / spec.name / f"{side}-seed{seed}"
-            job = {"kind": "train", "side": side, "paths": paths, "settings": {**settings, "seed": seed},
-                   "model_path": model_path, "run_dir": run_dir, "bf16": bf16}
-            result = run_job(job, work / spec.name / f"{side}-seed{seed}.json")
+        for name, configuration in configurations.items():
+            print(f"[{spec.name}] seed {seed}: {name} ...", flush=True)
+            stem = f"{name.replace(', ', '-').replace(' ', '-')}-seed{seed}"
+            job = {"kind": "train", "side": configuration["side"], "paths": paths, "model_path": model_path,
+                   "settings": {**settings, "seed": seed, "bertclf_options": configuration["bertclf_options"]},
+                   "run_dir": work / spec.name / stem, "bf16": bf16}
+            result = run_job(job, work / spec.name / f"{stem}.json")
             result["train_samples_per_s"] = result["train_samples"] / result["train_seconds"]
-            result["train_flops_per_s"] = train_flops / result["train_seconds"]
-            result["train_peak_fraction"] = result["train_flops_per_s"] / peak["flops_per_s"]
-            sides[side].append(result)
-            print(f"[{spec.name}] seed {seed}: {side}: {result['train_samples_per_s']:.1f} samples/s, "
+            if train_flops is not None:
+                result["train_flops_per_s"] = train_flops / result["train_seconds"]
+                result["train_peak_fraction"] = result["train_flops_per_s"] / peak["flops_per_s"]
+            measured[name].append(result)
+            print(f"[{spec.name}] seed {seed}: {name}: {result['train_samples_per_s']:.1f} samples/s, "
                   f"{spec.metric} {result['metrics'][spec.metric]:.4f}", flush=True)
+        if spec.strategies:
+            continue
         job = {"kind": "inference", "paths": paths, "settings": settings, "run_dir": work / spec.name /
                f"bertclf-seed{seed}", "bf16": bf16}
         result = run_job(job, work / spec.name / f"inference-seed{seed}.json")
@@ -143,10 +157,7 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int
         inference_runs.append(result)
         print(f"[{spec.name}] seed {seed}: inference {result['bertclf_texts_per_s']:.1f} vs pipeline "
               f"{result['pipeline_texts_per_s']:.1f} texts/s, agreement {result['agreement']:.4f}", flush=True)
-    inference = {name: {"mean": mean(r[name] for r in inference_runs),
-                        "std": stdev([r[name] for r in inference_runs]) if len(inference_runs) > 1 else 0.0}
-                 for name in inference_runs[0]}
-    return {
+    dataset = {
         "description": spec.description,
         "metric": spec.metric,
         "multilabel": spec.multilabel,
@@ -155,10 +166,14 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int
                                                         "learning_rate", "warmup_ratio", "weight_decay")},
         "bertclf_options": spec.bertclf_options,
         "mean_train_tokens": mean(train_lengths),
+        "mean_train_tokens_untruncated": mean(train_counts),
         "seeds": seeds,
-        "configurations": {side: {**summarise(runs), "runs": runs} for side, runs in sides.items()},
-        "inference": {**inference, "runs": inference_runs},
+        "configurations": {name: {**summarise(runs), "options": configurations[name]["bertclf_options"],
+                                  "runs": runs} for name, runs in measured.items()},
     }
+    if inference_runs:
+        dataset["inference"] = {**summarise(inference_runs), "runs": inference_runs}
+    return dataset
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -200,9 +215,12 @@ def main(argv: list[str] | None = None) -> None:
         "datasets": datasets,
         "skipped": skipped,
     }
+    # each suite replaces its own earlier figures and keeps the other suites'
+    suites = json.loads(args.results.read_text())["suites"] if args.results.is_file() else {}
+    suites[args.suite] = results
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=2))
-    write_report(results, args.report)
+    args.results.write_text(json.dumps({"suites": suites}, indent=2))
+    write_report(suites, args.report)
     print(f"wrote {args.report} and {args.results} in {results['total_minutes']:.1f} minutes")
 
 

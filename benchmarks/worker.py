@@ -31,7 +31,9 @@ def train_bertclf(paths: dict[str, Path], settings: dict[str, Any], save_to: Pat
                                 mixed_precision="bf16" if bf16 else "no")
     classifier.fit(str(paths["train"]), val=str(paths["val"]))
     test = pd.read_csv(paths["test"])
+    started = time.perf_counter()
     probabilities = classifier.predict_proba(test["text"].tolist())
+    predict_seconds = time.perf_counter() - started
     if settings["multilabel"]:
         labels = label_matrix([json.loads(cell) for cell in test["label"]], classifier.classes_)
         metrics = multilabel_scores(labels, label_matrix(classifier.labels_from_probabilities(probabilities),
@@ -46,6 +48,7 @@ def train_bertclf(paths: dict[str, Path], settings: dict[str, Any], save_to: Pat
     return {
         "train_seconds": classifier.train_result_.train_seconds,
         "train_samples": classifier.train_result_.train_samples,
+        "predict_texts_per_s": len(test) / predict_seconds,
         "metrics": metrics,
     }
 

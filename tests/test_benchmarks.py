@@ -1,0 +1,71 @@
+"""The benchmark harness's bookkeeping: summaries over seeds, configurations and the rendered report."""
+
+from __future__ import annotations
+
+from benchmarks.datasets import LONG_TEXT_STRATEGIES, SUITES
+from benchmarks.report import write_report
+from benchmarks.run import configurations_of, summarise
+
+
+def figures(samples_per_s: float, accuracy: float, **extra: float) -> dict:
+    return {"train_samples_per_s": {"mean": samples_per_s, "std": 0.0}, "train_seconds": {"mean": 600 / samples_per_s,
+            "std": 0.0}, "wall_s": {"mean": 100.0, "std": 0.0}, "peak_rss_mb": {"mean": 900.0, "std": 0.0},
+            "metrics": {name: {"mean": accuracy, "std": 0.01} for name in ("accuracy", "f1_macro", "mcc")},
+            **{name: {"mean": value, "std": 0.0} for name, value in extra.items()}}
+
+
+def suite(datasets: dict) -> dict:
+    return {"command": "python -m benchmarks.run", "date": "2026-11-23", "total_minutes": 3.0, "precision": "fp32",
+            "machine": {"cpu": "test cpu", "cores": 2, "torch_threads": 2, "gpu": None, "python": "3.12",
+                        "torch": "2", "transformers": "5", "bertclf": "0"},
+            "matmul": {"flops_per_s": 1e11, "dtype": "fp32", "size": 2048}, "datasets": datasets, "skipped": {}}
+
+
+def test_summarise_gives_mean_and_std_over_seeds():
+    summary = summarise([{"wall_s": 1.0, "metrics": {"mcc": 0.2}}, {"wall_s": 3.0, "metrics": {"mcc": 0.4}}])
+    assert summary["wall_s"] == {"mean": 2.0, "std": 2**0.5}
+    assert abs(summary["metrics"]["mcc"]["mean"] - 0.3) < 1e-12
+
+
+def test_long_suite_runs_each_strategy_through_bertclf():
+    spec = next(spec for spec in SUITES["long"] if spec.name == "bbc_news")
+    configurations = configurations_of(spec)
+    assert list(configurations) == list(LONG_TEXT_STRATEGIES)
+    assert {c["side"] for c in configurations.values()} == {"bertclf"}
+    assert configurations["chunks-attention"]["bertclf_options"] == {"long_text": "chunks",
+                                                                     "chunk_pooling": "attention"}
+    assert list(configurations_of(SUITES["quick"][0])) == ["trainer-default", "trainer-tuned", "bertclf"]
+
+
+def test_report_shows_every_suite_with_verdicts(tmp_path):
+    sides = {"trainer-default": figures(10.0, 0.80, train_peak_fraction=0.1),
+             "trainer-tuned": figures(20.0, 0.80, train_peak_fraction=0.2),
+             "bertclf": figures(18.0, 0.85, train_peak_fraction=0.18)}
+    quick = {"description": "toy", "metric": "accuracy", "multilabel": False,
+             "sizes": {"train": 100, "val": 10, "test": 10}, "mean_train_tokens": 30.0, "seeds": [0],
+             "settings": {"max_length": 64, "epochs": 2, "batch_size": 32, "eval_batch_size": 64,
+                          "learning_rate": 1e-4, "warmup_ratio": 0.1, "weight_decay": 0.01},
+             "bertclf_options": {}, "configurations": sides,
+             "inference": {"texts": {"mean": 10.0, "std": 0.0}, "pipeline_padding_share": {"mean": 0.3, "std": 0.0},
+                           "bertclf_texts_per_s": {"mean": 40.0, "std": 0.0},
+                           "pipeline_texts_per_s": {"mean": 20.0, "std": 0.0},
+                           "bertclf_peak_fraction": {"mean": 0.1, "std": 0.0},
+                           "pipeline_peak_fraction": {"mean": 0.05, "std": 0.0},
+                           "agreement": {"mean": 1.0, "std": 0.0}}}
+    strategies = {"head": figures(20.0, 0.90, predict_texts_per_s=50.0),
+                  "chunks-mean": figures(4.0, 0.95, predict_texts_per_s=12.0)}
+    for name, options in (("head", {"long_text": "head"}), ("chunks-mean", {"long_text": "chunks"})):
+        strategies[name]["options"] = options
+    long = {**quick, "configurations": strategies, "mean_train_tokens_untruncated": 500.0}
+    del long["inference"]
+    report = tmp_path / "BENCHMARKS.md"
+
+    write_report({"quick": suite({"toy": quick}), "long": suite({"toy": long})}, report)
+
+    text = report.read_text()
+    assert text.index("## Suite `long`") < text.index("## Suite `quick`")
+    assert "1.80x (met, target ≥ 1.5x)" in text  # bertclf / Trainer-default
+    assert "0.90x (MISSED, target ≥ 1x)" in text  # bertclf / Trainer-tuned, with its reason below
+    assert "Training vs Trainer-tuned 0.90x" in text
+    assert "| chunks-mean | long_text=chunks | 4.0 | 150 | 5.00x |" in text
+    assert "- chunks-mean: accuracy 0.9500 vs 0.9000 (met), training time 5.00x (MISSED)" in text
