@@ -110,6 +110,12 @@ LONG_TEXT_STRATEGIES = {
     "chunks-mean, 8 chunks": {"long_text": "chunks", "chunk_pooling": "mean", "max_chunks": 8},
 }
 
+GOEMOTIONS = DatasetSpec(
+    "goemotions", "GoEmotions (28 labels, multilabel): the first 10,000 rows of train.tsv / dev.tsv (validation) / "
+    "test.tsv; the Trainer decides at 0.5, bertclf at thresholds tuned on validation",
+    ("goemotions/train.tsv", "goemotions/dev.tsv", "goemotions/test.tsv", "goemotions/labels.txt"),
+    goemotions(10_000), metric="f1_micro", multilabel=True)
+
 SUITES: dict[str, list[DatasetSpec]] = {
     "quick": [
         DatasetSpec("rutweetcorp", "RuTweetCorp (Russian sentiment), 600-text slice of valid.csv, 400 test texts",
@@ -124,11 +130,9 @@ SUITES: dict[str, list[DatasetSpec]] = {
                     ("cola/in_domain_train.tsv",), cola(), metric="mcc"),
         DatasetSpec("rutweetcorp", "RuTweetCorp: valid.csv (90% train, 10% validation) / test.csv",
                     ("rutweetcorp/valid.csv", "rutweetcorp/test.csv"), rutweetcorp()),
-        DatasetSpec("goemotions", "GoEmotions (28 labels, multilabel): the first 10,000 rows of train.tsv / "
-                    "dev.tsv (validation) / test.tsv; the Trainer decides at 0.5, bertclf at thresholds tuned on "
-                    "validation", ("goemotions/train.tsv", "goemotions/dev.tsv", "goemotions/test.tsv",
-                                   "goemotions/labels.txt"), goemotions(10_000), metric="f1_micro", multilabel=True),
+        GOEMOTIONS,
     ],
+    "multilabel": [GOEMOTIONS],  # the full suite's multilabel entry on its own, one seed by default
     "long": [
         DatasetSpec("bbc_news", "BBC News (5 topics, articles averaging about 500 tokens), 80/10/10 split, "
                     "max length 128", ("bbc_news/bbc_news_train.csv",), bbc_news(), {"max_length": 128},

@@ -2,6 +2,8 @@
 
     python -m benchmarks.run --suite quick    # small slices, under 10 minutes on 2 CPU cores
     python -m benchmarks.run --suite full     # the shared datasets, 3 seeds each
+    python -m benchmarks.run --suite multilabel   # GoEmotions alone (the full suite's multilabel entry)
+    python -m benchmarks.run --suite long     # long-text strategies on BBC News and fake news, at 128 tokens
 
 Every job runs in its own process (its peak RSS is read from ``wait4``) on the same machine, model and
 data, in the same run; the figures go to ``BENCHMARKS.md`` and ``benchmarks/results.json``.

@@ -112,7 +112,7 @@ def test_constructor_takes_a_config_and_keyword_overrides():
 def multilabel_fitted(tiny_options):
     # Mean pooling: the tiny random encoder's [CLS] vector learns multilabel data unreliably.
     train, val = make_multilabel_texts(240, seed=1), make_multilabel_texts(60, seed=2)
-    return TextClassifier(**tiny_options, task="multilabel", pooling="mean").fit(
+    return TextClassifier(**tiny_options, task="multilabel", pooling="mean", threshold_strategy="per-label").fit(
         train, val=val, test=make_multilabel_texts(60, 3))
 
 

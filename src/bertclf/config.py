@@ -136,11 +136,12 @@ class ClassifierConfig:
     seed: int = option(42, "Random seed for splits, initialisation and batch order; CPU runs repeat exactly.")
 
     # --- multilabel -------------------------------------------------------------------------------
-    threshold_strategy: str = option("per-label", "How multilabel decision thresholds are set after training, on "
-                                     "the validation data: 'per-label' (each label's F1; labels with too few "
-                                     "positive validation texts take the global one), 'global' (one threshold "
-                                     "maximising micro-F1) or 'fixed' (--threshold, default 0.5).",
-                                     choices=("per-label", "global", "fixed"), group="multilabel")
+    threshold_strategy: str = option("global", "How multilabel decision thresholds are set after training, on "
+                                     "the validation data: 'global' (one threshold maximising micro-F1), "
+                                     "'per-label' (each label's own F1, which favours macro-F1 over micro-F1; labels "
+                                     "with too few positive validation texts take the global one) or 'fixed' "
+                                     "(--threshold, default 0.5).",
+                                     choices=("global", "per-label", "fixed"), group="multilabel")
     threshold: float | None = option(None, "One decision threshold for every label. With 'bertclf evaluate' or "
                                      "'predict' it overrides the thresholds saved with the model.",
                                      group="multilabel")
