@@ -137,7 +137,7 @@ SUITES: dict[str, list[DatasetSpec]] = {
         DatasetSpec("fake_news", "Fake or real news (the shared 256-article subset, title + text), 80/10/10 split, "
                     "max length 128", ("fake_news/fake_or_real_news.csv",), fake_news(), {"max_length": 128},
                     metric="accuracy", strategies=LONG_TEXT_STRATEGIES),
-        DatasetSpec("bbc_news", "BBC News (5 topics, articles averaging about 500 tokens), 80/10/10 split, "
+        DatasetSpec("bbc_news", "BBC News (5 topics, long articles), 80/10/10 split, "
                     "max length 128", ("bbc_news/bbc_news_train.csv",), bbc_news(), {"max_length": 128},
                     metric="accuracy", strategies=LONG_TEXT_STRATEGIES),
     ],
