@@ -27,6 +27,12 @@ TOPIC_WORDS = {
 FILLER = ["the", "a", "on", "with", "about", "today", "we", "people", "new", "old", "big", "very", "said", "it"]
 
 
+def insert_topic_words(rng: random.Random, words: list[str], topic: str) -> None:
+    """Put two of the topic's words at random places among ``words``."""
+    for _ in range(2):
+        words.insert(rng.randrange(len(words) + 1), rng.choice(TOPIC_WORDS[topic]))
+
+
 def make_texts(count: int, seed: int = 0, classes: tuple[str, ...] = ("sport", "tech", "food"),
                min_words: int = 4, max_words: int = 14) -> pd.DataFrame:
     """Texts whose topic words give the label away, with filler of varying length around them."""
@@ -35,8 +41,7 @@ def make_texts(count: int, seed: int = 0, classes: tuple[str, ...] = ("sport", "
     for i in range(count):
         label = classes[i % len(classes)]
         words = [rng.choice(FILLER) for _ in range(rng.randint(min_words, max_words))]
-        for _ in range(2):
-            words.insert(rng.randrange(len(words) + 1), rng.choice(TOPIC_WORDS[label]))
+        insert_topic_words(rng, words, label)
         rows.append({"text": " ".join(words), "label": label})
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
@@ -50,8 +55,7 @@ def make_multilabel_texts(count: int, seed: int = 0) -> pd.DataFrame:
         chosen = [topics[i % len(topics)]] + ([topics[(i + 1) % len(topics)]] if rng.random() < 0.4 else [])
         words = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
         for topic in chosen:
-            for _ in range(2):
-                words.insert(rng.randrange(len(words) + 1), rng.choice(TOPIC_WORDS[topic]))
+            insert_topic_words(rng, words, topic)
         rows.append({"text": " ".join(words), "label": ",".join(chosen)})
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
@@ -64,8 +68,7 @@ def make_tail_texts(count: int, seed: int = 0) -> pd.DataFrame:
     for i in range(count):
         label = classes[i % len(classes)]
         ending = [rng.choice(FILLER) for _ in range(4)]
-        for _ in range(2):
-            ending.insert(rng.randrange(len(ending) + 1), rng.choice(TOPIC_WORDS[label]))
+        insert_topic_words(rng, ending, label)
         words = [rng.choice(FILLER) for _ in range(rng.randint(40, 70))] + ending
         rows.append({"text": " ".join(words), "label": label})
     return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
