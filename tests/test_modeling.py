@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ from bertclf.modeling import (
     mean_pool,
     resolve_model_path,
     save_model,
+    start_at_label_priors,
     uses_native_head,
 )
 
@@ -127,3 +129,17 @@ def test_chunked_classifier_gives_one_row_per_text_and_round_trips(tiny_model, t
     torch.testing.assert_close(loaded(**inputs).logits, logits)
     with pytest.raises(BertclfError, match=r"does not match bertclf\.yaml.s head and pooling"):
         load_model(tmp_path, ClassifierConfig(model=tiny_model, long_text="chunks", head="mlp"), 3)
+
+
+@pytest.mark.parametrize(("pooling", "head"), [("cls", "linear"), ("mean", "mlp")])
+def test_multilabel_heads_start_at_the_label_frequencies(tiny_model, pooling, head):
+    labels = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]])  # 3, 1 and 0 positives of 4 texts
+    model = build_model(ClassifierConfig(model=tiny_model, pooling=pooling, head=head), ["a", "b", "c"], True)
+    start_at_label_priors(model, labels, pos_weight=None)
+    output = model.classifier if head == "linear" else model.head.layers[-1]
+    smoothed = torch.tensor([3.5, 1.5, 0.5]) / 5  # half a positive and half a negative added to each label
+    torch.testing.assert_close(torch.sigmoid(output.bias), smoothed)
+    # with pos_weight w, BCE's best constant probability is w.p / (w.p + 1 - p)
+    weights = torch.tensor([1 / 3, 3.0, 1.0])
+    start_at_label_priors(model, labels, pos_weight=weights)
+    torch.testing.assert_close(torch.sigmoid(output.bias), weights * smoothed / (weights * smoothed + 1 - smoothed))

@@ -118,11 +118,11 @@ def test_class_weights_from_label_frequencies():
 
 def test_loss_function_follows_the_label_shape():
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.5]])
-    single = loss_function(np.array([0, 1]), 2, "none")
+    single = loss_function(multilabel=False)
     torch.testing.assert_close(single(logits, torch.tensor([0, 1])),
                                torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])))
     targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    multi = loss_function(targets.numpy(), 2, "balanced")
+    multi = loss_function(True, class_weights(targets.numpy(), 2, "balanced"))
     expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=torch.tensor([1.0,
                                                                                                              1.0]))
     torch.testing.assert_close(multi(logits, targets), expected)
@@ -134,7 +134,7 @@ def test_chunked_batches_split_into_parts_give_the_whole_batchs_gradient(tiny_mo
     model = build_model(config, [0, 1]).eval()  # no dropout: the two ways must match exactly
     items = [([[101, 2000 + i, 102]] * (i % 3 + 1), np.int64(i % 2)) for i in range(6)]
     batch = PadBatch(pad_token_id=0)(items)
-    loss_fn = loss_function(np.array([0, 1]), 2, "none")
+    loss_fn = loss_function(multilabel=False)
 
     def gradients(parts):
         model.zero_grad()

@@ -23,10 +23,17 @@ from bertclf.data import DataSource, encode_labels, join_texts, load_examples, m
 from bertclf.errors import BertclfError
 from bertclf.metrics import classification_metrics, multilabel_metrics
 from bertclf.model_card import write_model_card
-from bertclf.modeling import build_model, load_encoder_config, load_model, load_tokenizer, save_model
+from bertclf.modeling import (
+    build_model,
+    load_encoder_config,
+    load_model,
+    load_tokenizer,
+    save_model,
+    start_at_label_priors,
+)
 from bertclf.thresholds import decide, tune_thresholds
 from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, special_tokens, tokenize
-from bertclf.trainer import TrainResult, loss_function, predict_logits, resolve_precision
+from bertclf.trainer import TrainResult, class_weights, loss_function, predict_logits, resolve_precision
 
 log = logging.getLogger("bertclf")
 
@@ -87,6 +94,9 @@ class TextClassifier:
         self.text_encoder_ = self._text_encoder()
         set_seed(config.seed)
         model = build_model(config, classes, multilabel=task == "multilabel")
+        weights = class_weights(train_labels, len(classes), config.class_weights)
+        if task == "multilabel":
+            start_at_label_priors(model, train_labels, weights)
         train_set = EncodedTexts(self.text_encoder_.from_tokens(train_tokens), train_labels)
         if self.text_encoder_.chunked:
             windows_per_text = [len(document) for document in train_set.token_ids]
@@ -94,7 +104,7 @@ class TextClassifier:
                      np.mean(windows_per_text), max_length, config.max_chunks)
         val_set = EncodedTexts(self._encode(splits.val.texts), val_labels)
         model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
-                                      loss_fn=loss_function(train_labels, len(classes), config.class_weights),
+                                      loss_fn=loss_function(task == "multilabel", weights),
                                       evaluate=lambda candidate: self._score(candidate, val_set, tune=True))
         self.model_, self.train_result_ = model, result
         if task == "multilabel":  # the thresholds tuned at the best evaluation serve from now on

@@ -154,10 +154,9 @@ def class_weights(labels: np.ndarray, num_classes: int, scheme: str) -> torch.Te
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def loss_function(labels: np.ndarray, num_classes: int, weighting: str) -> LossFn:
-    """Cross-entropy for class indices, binary cross-entropy on logits for a multilabel 0/1 matrix."""
-    weights = class_weights(labels, num_classes, weighting)
-    multilabel = labels.ndim == 2
+def loss_function(multilabel: bool, weights: torch.Tensor | None = None) -> LossFn:
+    """Cross-entropy for class indices, or binary cross-entropy on logits for a multilabel 0/1 matrix, weighted
+    by :func:`class_weights` (``pos_weight`` for multilabel)."""
 
     def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         weight = None if weights is None else weights.to(logits.device)
