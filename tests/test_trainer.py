@@ -114,9 +114,11 @@ def test_class_weights_from_label_frequencies():
     # multilabel: negatives / positives per label
     matrix = np.array([[1, 0], [1, 1], [1, 0], [0, 0]], dtype=np.float32)
     torch.testing.assert_close(class_weights(matrix, 2, "balanced"), torch.tensor([1 / 3, 3.0]))
+    # a label on every text or on none keeps weight 1
+    torch.testing.assert_close(class_weights(np.array([[1, 0], [1, 0]]), 2, "balanced"), torch.tensor([1.0, 1.0]))
 
 
-def test_loss_function_follows_the_label_shape():
+def test_loss_function_follows_the_task():
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.5]])
     single = loss_function(multilabel=False)
     torch.testing.assert_close(single(logits, torch.tensor([0, 1])),

@@ -232,9 +232,9 @@ def start_at_label_priors(model: nn.Module, labels: np.ndarray, pos_weight: torc
     """Set a multilabel head's output biases so that, before training, each label's probability is its
     frequency in ``labels`` (a texts x labels 0/1 matrix), shifted by ``pos_weight`` where the loss uses one.
 
-    A fresh head outputs logit 0, probability 0.5, for every label, while most labels are rare: the first
-    hundreds of steps then go into pushing every logit down, and that gradient runs through the pretrained
-    encoder. Starting at the prior leaves the steps to telling texts apart. On GoEmotions (10,000 texts,
+    A fresh head outputs logit 0, probability 0.5, for every label, while most labels are rare: at first the
+    loss mostly asks for every logit to go down, and that gradient runs through the pretrained encoder.
+    Starting at the prior leaves the steps to telling texts apart. On GoEmotions (10,000 texts,
     28 labels, default model and settings, seed 0) test micro-F1 rose from 0.48 to 0.59 and macro-F1 from
     0.19 to 0.44 (``python -m benchmarks.run --suite multilabel`` before and after).
     """

@@ -138,7 +138,8 @@ def class_weights(labels: np.ndarray, num_classes: int, scheme: str) -> torch.Te
     """Loss weights from the training labels' frequencies, or ``None`` for ``scheme='none'``.
 
     Multiclass (``labels`` are class indices): n / (classes x count), 1 for a class without examples.
-    Multilabel (``labels`` is a 0/1 matrix): each label's negatives / positives, BCE's ``pos_weight``.
+    Multilabel (``labels`` is a 0/1 matrix): each label's negatives / positives, BCE's ``pos_weight``; 1 for a
+    label that no text or every text carries (0 would make the loss ignore its positives).
     ``sqrt`` takes the square root of either, a milder correction.
     """
     if scheme == "none":
@@ -148,7 +149,8 @@ def class_weights(labels: np.ndarray, num_classes: int, scheme: str) -> torch.Te
         weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 1.0)
     else:
         positives = labels.sum(axis=0).astype(np.float64)
-        weights = np.where(positives > 0, (len(labels) - positives) / np.maximum(positives, 1), 1.0)
+        weights = np.where((positives > 0) & (positives < len(labels)),
+                           (len(labels) - positives) / np.maximum(positives, 1), 1.0)
     if scheme == "sqrt":
         weights = np.sqrt(weights)
     return torch.tensor(weights, dtype=torch.float32)
