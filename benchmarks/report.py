@@ -183,7 +183,8 @@ def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
     lines = [
         f"## Suite `{suite}`",
         "",
-        f"- command: `{results['command']}` ({results['total_minutes']:.0f} minutes)",
+        f"- command: `{results['command']}` ({results['total_minutes']:.0f} minutes"
+        + (f"; stopped before {', '.join(results['unfinished'])}" if results.get("unfinished") else "") + ")",
         f"- date: {results['date']}",
         f"- machine: {host['cpu']}, {host['cores']} cores ({host['torch_threads']} torch threads)"
         + (f", GPU {host['gpu']}" if host["gpu"] else ", no GPU"),

@@ -1,8 +1,8 @@
 """Benchmark bertclf against the Hugging Face Trainer (default and tuned) and ``transformers.pipeline``.
 
     python -m benchmarks.run --suite quick    # small slices, under 10 minutes on 2 CPU cores
-    python -m benchmarks.run --suite full     # the shared datasets, 3 seeds each
-    python -m benchmarks.run --suite multilabel   # GoEmotions alone (the full suite's multilabel entry)
+    python -m benchmarks.run --suite full     # BBC News, CoLA and RuTweetCorp, 3 seeds each (about 2 hours)
+    python -m benchmarks.run --suite multilabel   # GoEmotions, Trainer at 0.5 vs bertclf's tuned thresholds
     python -m benchmarks.run --suite long     # long-text strategies on BBC News and fake news, at 128 tokens
 
 Every job runs in its own process (its peak RSS is read from ``wait4``) on the same machine, model and
@@ -178,6 +178,15 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int
     return dataset
 
 
+def save(results: dict[str, Any], results_path: Path, report_path: Path) -> None:
+    """Replace this suite's figures in the results file, keep the other suites', and rewrite the report."""
+    suites = json.loads(results_path.read_text())["suites"] if results_path.is_file() else {}
+    suites[results["suite"]] = results
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps({"suites": suites}, indent=2))
+    write_report(suites, report_path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
@@ -199,13 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         wanted = set(args.only.split(","))
         specs = [spec for spec in specs if spec.name in wanted]
-    datasets, skipped = {}, {}
-    for spec in specs:
-        if not available(spec, args.datasets):
-            skipped[spec.name] = f"missing under {args.datasets}: {', '.join(spec.files)}"
-            print(f"skipping {spec.name}: {skipped[spec.name]}", flush=True)
-            continue
-        datasets[spec.name] = benchmark_dataset(spec, args.datasets, args.work, seeds, peak, bf16)
+        if not specs:
+            parser.error(f"--only names no dataset of the {args.suite} suite")
     results = {
         "suite": args.suite,
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
@@ -213,16 +217,20 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine(),
         "precision": "bf16" if bf16 else "fp32",
         "matmul": peak,
-        "total_minutes": (time.perf_counter() - started) / 60,
-        "datasets": datasets,
-        "skipped": skipped,
+        "datasets": {},
+        "skipped": {},
+        "unfinished": [spec.name for spec in specs],
     }
-    # each suite replaces its own earlier figures and keeps the other suites'
-    suites = json.loads(args.results.read_text())["suites"] if args.results.is_file() else {}
-    suites[args.suite] = results
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps({"suites": suites}, indent=2))
-    write_report(suites, args.report)
+    for spec in specs:
+        if available(spec, args.datasets):
+            results["datasets"][spec.name] = benchmark_dataset(spec, args.datasets, args.work, seeds, peak, bf16)
+        else:
+            results["skipped"][spec.name] = f"missing under {args.datasets}: {', '.join(spec.files)}"
+            print(f"skipping {spec.name}: {results['skipped'][spec.name]}", flush=True)
+        results["unfinished"].remove(spec.name)
+        results["total_minutes"] = (time.perf_counter() - started) / 60
+        # written after every dataset, so that a run stopped part-way keeps the datasets it finished
+        save(results, args.results, args.report)
     print(f"wrote {args.report} and {args.results} in {results['total_minutes']:.1f} minutes")
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from benchmarks.datasets import LONG_TEXT_STRATEGIES, SUITES
 from benchmarks.report import write_report
-from benchmarks.run import configurations_of, summarise
+from benchmarks.run import configurations_of, save, summarise
 
 
 def figures(samples_per_s: float, accuracy: float, **extra: float) -> dict:
@@ -69,3 +71,14 @@ def test_report_shows_every_suite_with_verdicts(tmp_path):
     assert "Training vs Trainer-tuned 0.90x" in text
     assert "| chunks-mean | long_text=chunks | 4.0 | 150 | 5.00x |" in text
     assert "- chunks-mean: accuracy 0.9500 vs 0.9000 (met), training time 5.00x (MISSED)" in text
+
+
+def test_save_replaces_its_own_suite_and_names_the_datasets_not_yet_run(tmp_path):
+    results, report = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    results.write_text(json.dumps({"suites": {"long": suite({}), "full": {**suite({}), "date": "old"}}}))
+
+    save({**suite({}), "suite": "full", "unfinished": ["cola", "rutweetcorp"]}, results, report)
+
+    suites = json.loads(results.read_text())["suites"]
+    assert set(suites) == {"long", "full"} and suites["full"]["date"] == "2026-11-23"
+    assert "(3 minutes; stopped before cola, rutweetcorp)" in report.read_text()
