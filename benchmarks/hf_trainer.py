@@ -60,11 +60,12 @@ def train_and_test(variant: str, paths: dict[str, Path], model_path: str, settin
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
         encoded = tokenizer(batch["text"], truncation=True, max_length=settings["max_length"],
                             padding="max_length" if pad else False)
-        encoded["label"] = [encode_label(label) for label in batch["label"]]
+        # a new column: written over "label", integer ids would keep a string label column's type
+        encoded["labels"] = [encode_label(label) for label in batch["label"]]
         return encoded
 
     datasets = {part: Dataset.from_pandas(frame[["text", "label"]]).map(tokenize, batched=True,
-                                                                           remove_columns=["text"])
+                                                                           remove_columns=["text", "label"])
                 for part, frame in frames.items()}
     model = AutoModelForSequenceClassification.from_pretrained(
         model_path, num_labels=len(classes), id2label=dict(enumerate(map(str, classes))),
