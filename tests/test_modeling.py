@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModelForSequenceClassification, BertConfig, RobertaConfig
 
 from bertclf.config import DEFAULT_MODEL, ClassifierConfig
 from bertclf.errors import BertclfError
@@ -8,6 +9,7 @@ from bertclf.modeling import (
     ChunkPooling,
     PooledClassifier,
     build_model,
+    first_token_last_layer,
     group_windows,
     head_parameter_names,
     load_model,
@@ -143,3 +145,58 @@ def test_multilabel_heads_start_at_the_label_frequencies(tiny_model, pooling, he
     weights = torch.tensor([1 / 3, 3.0, 1.0])
     start_at_label_priors(model, labels, pos_weight=weights)
     torch.testing.assert_close(torch.sigmoid(output.bias), weights * smoothed / (weights * smoothed + 1 - smoothed))
+
+
+def tiny_classifier(config_class: type, attention: str) -> torch.nn.Module:
+    """A 2-layer classifier of the given architecture without dropout, so training-mode outputs are comparable."""
+    torch.manual_seed(0)
+    config = config_class(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          intermediate_size=64, max_position_embeddings=40, hidden_dropout_prob=0.0,
+                          attention_probs_dropout_prob=0.0, num_labels=3)
+    return AutoModelForSequenceClassification.from_config(config, attn_implementation=attention)
+
+
+def padded_batch() -> dict[str, torch.Tensor]:
+    attention_mask = torch.tensor([[1] * 9, [1] * 5 + [0] * 4, [1] * 2 + [0] * 7])
+    return {"input_ids": torch.randint(5, 120, (3, 9)) * attention_mask, "attention_mask": attention_mask}
+
+
+def logits_and_gradients(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list]:
+    model.zero_grad()
+    logits = model(**batch).logits
+    logits.square().sum().backward()
+    return logits.detach(), [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("config_class", [BertConfig, RobertaConfig])
+def test_first_token_last_layer_keeps_logits_and_gradients(config_class, attention):
+    model = tiny_classifier(config_class, attention).train()
+    batch = padded_batch()
+    full_logits, full_gradients = logits_and_gradients(model, batch)
+    last = model.base_model.encoder.layer[-1]
+    with first_token_last_layer(model):
+        assert "forward" in vars(last)  # the shortcut is in force, not silently skipped
+        logits, gradients = logits_and_gradients(model, batch)
+        with first_token_last_layer(model):  # evaluation inside training
+            pass
+        assert "forward" in vars(last)
+    assert "forward" not in vars(last)
+    torch.testing.assert_close(logits, full_logits)
+    assert len(gradients) == len(full_gradients)
+    for ours, theirs in zip(gradients, full_gradients, strict=True):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_first_token_last_layer_serves_cls_pooling_and_leaves_mean_pooling_alone(tiny_model):
+    batch = {"input_ids": torch.tensor([[101, 2000, 2001, 102], [101, 2002, 102, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])}
+    for pooling, shortened in (("cls", True), ("mean", False)):
+        model = build_model(ClassifierConfig(model=tiny_model, pooling=pooling, head="mlp"), [0, 1]).eval()
+        last = model.encoder.encoder.layer[-1]
+        names = set(model.state_dict())
+        full = model(**batch).logits
+        with first_token_last_layer(model):
+            assert ("forward" in vars(last)) is shortened
+            assert set(model.state_dict()) == names  # what is saved does not change
+            torch.testing.assert_close(model(**batch).logits, full)

@@ -25,6 +25,7 @@ from bertclf.metrics import classification_metrics, multilabel_metrics
 from bertclf.model_card import write_model_card
 from bertclf.modeling import (
     build_model,
+    first_token_last_layer,
     load_encoder_config,
     load_model,
     load_tokenizer,
@@ -103,9 +104,10 @@ class TextClassifier:
             log.info("chunks: %.2f windows of %d tokens per training text on average (at most %d)",
                      np.mean(windows_per_text), max_length, config.max_chunks)
         val_set = EncodedTexts(self._encode(splits.val.texts), val_labels)
-        model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
-                                      loss_fn=loss_function(task == "multilabel", weights),
-                                      evaluate=lambda candidate: self._score(candidate, val_set, tune=True))
+        with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute only it
+            model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
+                                          loss_fn=loss_function(task == "multilabel", weights),
+                                          evaluate=lambda candidate: self._score(candidate, val_set, tune=True))
         self.model_, self.train_result_ = model, result
         if task == "multilabel":  # the thresholds tuned at the best evaluation serve from now on
             self.thresholds_ = np.array(list(result.best_metrics["thresholds"].values()))

@@ -28,7 +28,7 @@ from transformers import get_scheduler
 
 from bertclf.batching import EncodedTexts, inference_loader, split_batch, train_loader
 from bertclf.config import ClassifierConfig
-from bertclf.modeling import head_parameter_names
+from bertclf.modeling import first_token_last_layer, head_parameter_names
 
 log = logging.getLogger("bertclf")
 
@@ -305,7 +305,7 @@ def predict_logits(model: nn.Module, dataset: EncodedTexts, *, batch_size: int, 
     was_training = model.training
     model.eval()
     chunks = []
-    with torch.inference_mode(), autocast:
+    with torch.inference_mode(), autocast, first_token_last_layer(model):
         for batch in loader:
             batch.pop("labels", None)
             for part in split_batch(batch, batch_size):  # chunked texts: at most batch_size windows at once
