@@ -39,21 +39,25 @@ def test_long_suite_runs_each_strategy_through_bertclf():
     assert list(configurations_of(SUITES["quick"][0])) == ["trainer-default", "trainer-tuned", "bertclf"]
 
 
+def toy_dataset(sides: dict) -> dict:
+    return {"description": "toy", "metric": "accuracy", "multilabel": False,
+            "sizes": {"train": 100, "val": 10, "test": 10}, "mean_train_tokens": 30.0, "seeds": [0],
+            "settings": {"max_length": 64, "epochs": 2, "batch_size": 32, "eval_batch_size": 64,
+                         "learning_rate": 1e-4, "warmup_ratio": 0.1, "weight_decay": 0.01},
+            "bertclf_options": {}, "configurations": sides,
+            "inference": {"texts": {"mean": 10.0, "std": 0.0}, "pipeline_padding_share": {"mean": 0.3, "std": 0.0},
+                          "bertclf_texts_per_s": {"mean": 40.0, "std": 0.0},
+                          "pipeline_texts_per_s": {"mean": 20.0, "std": 0.0},
+                          "bertclf_peak_fraction": {"mean": 0.1, "std": 0.0},
+                          "pipeline_peak_fraction": {"mean": 0.05, "std": 0.0},
+                          "agreement": {"mean": 1.0, "std": 0.0}}}
+
+
 def test_report_shows_every_suite_with_verdicts(tmp_path):
     sides = {"trainer-default": figures(10.0, 0.80, train_peak_fraction=0.1),
              "trainer-tuned": figures(20.0, 0.80, train_peak_fraction=0.2),
              "bertclf": figures(18.0, 0.85, train_peak_fraction=0.18)}
-    quick = {"description": "toy", "metric": "accuracy", "multilabel": False,
-             "sizes": {"train": 100, "val": 10, "test": 10}, "mean_train_tokens": 30.0, "seeds": [0],
-             "settings": {"max_length": 64, "epochs": 2, "batch_size": 32, "eval_batch_size": 64,
-                          "learning_rate": 1e-4, "warmup_ratio": 0.1, "weight_decay": 0.01},
-             "bertclf_options": {}, "configurations": sides,
-             "inference": {"texts": {"mean": 10.0, "std": 0.0}, "pipeline_padding_share": {"mean": 0.3, "std": 0.0},
-                           "bertclf_texts_per_s": {"mean": 40.0, "std": 0.0},
-                           "pipeline_texts_per_s": {"mean": 20.0, "std": 0.0},
-                           "bertclf_peak_fraction": {"mean": 0.1, "std": 0.0},
-                           "pipeline_peak_fraction": {"mean": 0.05, "std": 0.0},
-                           "agreement": {"mean": 1.0, "std": 0.0}}}
+    quick = toy_dataset(sides)
     strategies = {"head": figures(20.0, 0.90, predict_texts_per_s=50.0),
                   "chunks-mean": figures(4.0, 0.95, predict_texts_per_s=12.0)}
     for name, options in (("head", {"long_text": "head"}), ("chunks-mean", {"long_text": "chunks"})):
@@ -82,3 +86,17 @@ def test_save_replaces_its_own_suite_and_names_the_datasets_not_yet_run(tmp_path
     suites = json.loads(results.read_text())["suites"]
     assert set(suites) == {"long", "full"} and suites["full"]["date"] == "2026-11-23"
     assert "(3 minutes; stopped before cola, rutweetcorp)" in report.read_text()
+
+
+def test_a_missed_accuracy_target_counts_the_runs_that_predicted_one_class(tmp_path):
+    sides = {side: figures(20.0, accuracy, train_peak_fraction=0.2)
+             for side, accuracy in (("trainer-default", 0.55), ("trainer-tuned", 0.70), ("bertclf", 0.55))}
+    for side, scores in (("trainer-default", (0.0, 0.1)), ("trainer-tuned", (0.2, 0.3)), ("bertclf", (0.0, 0.0))):
+        sides[side]["runs"] = [{"metrics": {"mcc": mcc}} for mcc in scores]
+    report = tmp_path / "BENCHMARKS.md"
+
+    write_report({"quick": suite({"toy": toy_dataset(sides)})}, report)
+
+    text = report.read_text()
+    assert "accuracy 0.5500 ± 0.0100 vs 0.7000 ± 0.0100 (MISSED)" in text
+    assert "scores: bertclf 2 of 2, Trainer-tuned 0 of 2, Trainer-default 1 of 2." in text
