@@ -140,7 +140,7 @@ def bad_inputs(tmp_path, text_files):
         ("missing_labels", "is empty in 1 rows"),
         ("single_class", "single class"),
         ("unseen_label", "val has labels that training never saw: 'weather'"),
-        ("unwritable_output", "cannot write to"),
+        ("unwritable_output", "is a file, not a folder"),
         ("existing_output", "already exists"),
         ("missing_model", "model directory not found"),
         ("corrupt_model", "has no config.json"),

@@ -1,39 +1,34 @@
-"""bertclf: fine-tune BERT-family encoders into accurate, fast text classifiers."""
+"""bertclf: fine-tune BERT-family encoders into accurate, fast text classifiers.
+
+Progress and warnings go to the ``bertclf`` logger; as a library, bertclf adds no handler of its own (the
+``bertclf`` command does). The public classes are imported on first use, so ``bertclf --help`` does not
+load torch.
+"""
 
 import logging
-import sys
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("bertclf")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
+logging.getLogger("bertclf").addHandler(logging.NullHandler())
 
+if TYPE_CHECKING:
+    from bertclf.classifier import TextClassifier
+    from bertclf.config import ClassifierConfig
+    from bertclf.errors import BertclfError
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time of the message (it may be redirected after import)."""
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value):
-        pass
-
-
-# Progress and warnings go to stderr; silence with logging.getLogger("bertclf").setLevel(logging.WARNING).
-_log = logging.getLogger("bertclf")
-if not _log.handlers:
-    _handler = _StderrHandler()
-    _handler.setFormatter(logging.Formatter("%(message)s"))
-    _log.addHandler(_handler)
-    _log.setLevel(logging.INFO)
-    _log.propagate = False
-
-from bertclf.classifier import TextClassifier  # noqa: E402
-from bertclf.config import ClassifierConfig  # noqa: E402
-from bertclf.errors import BertclfError  # noqa: E402
-
+_PUBLIC = {"TextClassifier": "bertclf.classifier", "ClassifierConfig": "bertclf.config",
+           "BertclfError": "bertclf.errors"}
 __all__ = ["BertclfError", "ClassifierConfig", "TextClassifier", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'bertclf' has no attribute {name!r}")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pandas as pd
 import torch
 from accelerate.utils import set_seed
 
-from bertclf import __version__, trainer
+from bertclf import __version__, rundir, trainer
 from bertclf.batching import EncodedTexts
 from bertclf.config import TASK_METRICS, ClassifierConfig
 from bertclf.data import DataSource, encode_labels, join_texts, load_examples, make_splits, training_classes
@@ -37,11 +35,6 @@ from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, 
 from bertclf.trainer import TrainResult, class_weights, loss_function, predict_logits, resolve_precision
 
 log = logging.getLogger("bertclf")
-
-CONFIG_FILE = "bertclf.yaml"
-LABELS_FILE = "labels.json"
-METRICS_FILE = "metrics.json"
-THRESHOLDS_FILE = "thresholds.json"
 
 
 class TextClassifier:
@@ -178,6 +171,8 @@ class TextClassifier:
             raise BertclfError("expected a list of texts, got a single string: wrap it in a list")
         if isinstance(data, pd.DataFrame):
             return join_texts(data, self.config, "DataFrame")
+        if data is None or not isinstance(data, Iterable):
+            raise BertclfError(f"expected a list of texts, got {type(data).__name__}")
         texts = list(data)
         bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
         if bad is not None:
@@ -188,7 +183,14 @@ class TextClassifier:
         """Probabilities, one row per text, columns in the order of ``classes_``: a distribution over the
         classes (multiclass) or each label's own probability (multilabel)."""
         self._check_fitted()
-        return self._probabilities(self.model_, EncodedTexts(self._encode(self._texts(data))))
+        texts = self._texts(data)
+        if not texts:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        empty = sum(not text.strip() for text in texts)
+        if empty:
+            log.warning("warning: %d of %d texts are empty; their predictions are only the classes' prior", empty,
+                        len(texts))
+        return self._probabilities(self.model_, EncodedTexts(self._encode(texts)))
 
     def predict(self, data: Sequence[str] | pd.DataFrame) -> list[Any]:
         """Per text, in input order: the most probable class, or for multilabel a tuple of the labels whose
@@ -215,27 +217,21 @@ class TextClassifier:
         self._check_fitted()
         target = Path(path)
         overwrite = self.config.overwrite if overwrite is None else overwrite
-        check_output_directory(target, overwrite)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        rundir.check_output_directory(target, overwrite)
+        with rundir.atomic_directory(target) as staging:
             save_model(self.model_, self.tokenizer_, staging, self.max_length_)
             resolved = dataclasses.replace(self.config, max_length=self.max_length_, task=self.task_)
-            resolved.save(staging / CONFIG_FILE)
-            (staging / LABELS_FILE).write_text(json.dumps({"classes": self.classes_}, ensure_ascii=False, indent=2))
+            resolved.save(staging / rundir.CONFIG_FILE)
+            (staging / rundir.LABELS_FILE).write_text(json.dumps({"classes": self.classes_}, ensure_ascii=False,
+                                                                 indent=2))
             if self.thresholds_ is not None:
                 thresholds = dict(zip(map(str, self.classes_), self.thresholds_.tolist(), strict=True))
-                (staging / THRESHOLDS_FILE).write_text(json.dumps(
+                (staging / rundir.THRESHOLDS_FILE).write_text(json.dumps(
                     {"strategy": self.config.threshold_strategy, "thresholds": thresholds}, ensure_ascii=False,
                     indent=2))
             if self.metrics_:
-                (staging / METRICS_FILE).write_text(json.dumps(self.metrics_, ensure_ascii=False, indent=2))
+                (staging / rundir.METRICS_FILE).write_text(json.dumps(self.metrics_, ensure_ascii=False, indent=2))
             write_model_card(staging, target.name, resolved, self.classes_, self.metrics_, __version__)
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return target
 
     @classmethod
@@ -244,27 +240,29 @@ class TextClassifier:
         directory = Path(path)
         if not directory.is_dir():
             raise BertclfError(f"model directory not found: {directory}")
-        for required in (CONFIG_FILE, LABELS_FILE):
+        for required in (rundir.CONFIG_FILE, rundir.LABELS_FILE):
             if not (directory / required).is_file():
                 raise BertclfError(f"{directory} is not a bertclf run directory (missing {required})")
-        config = ClassifierConfig.from_file(directory / CONFIG_FILE)
-        try:
-            classes = json.loads((directory / LABELS_FILE).read_text())["classes"]
-        except (ValueError, KeyError, TypeError):
-            raise BertclfError(f"{directory / LABELS_FILE} is corrupt") from None
+        config = ClassifierConfig.from_file(directory / rundir.CONFIG_FILE)
+        classes = rundir.read_json(directory / rundir.LABELS_FILE)
+        if not isinstance(classes, dict) or not isinstance(classes.get("classes"), list) or len(classes["classes"]) < 2:
+            raise BertclfError(f"{directory / rundir.LABELS_FILE} is corrupt (no list of classes)")
+        classes = classes["classes"]
+        if config.task not in ("multiclass", "multilabel") or config.max_length == "auto":
+            raise BertclfError(f"{directory / rundir.CONFIG_FILE} is corrupt (no resolved task or max_length)")
         classifier = cls(config)
         classifier.classes_ = classes
         classifier.task_ = "multilabel" if config.task == "multilabel" else "multiclass"
         classifier.max_length_ = int(config.max_length)
         if config.task == "multilabel":
-            classifier.thresholds_ = read_thresholds(directory / THRESHOLDS_FILE, classes)
+            classifier.thresholds_ = read_thresholds(directory / rundir.THRESHOLDS_FILE, classes)
         classifier.tokenizer_ = load_tokenizer(str(directory))
         classifier.text_encoder_ = classifier._text_encoder()
         model = load_model(directory, config, len(classes))
         classifier.model_ = model.to("cuda" if torch.cuda.is_available() else "cpu")
-        metrics_path = directory / METRICS_FILE
+        metrics_path = directory / rundir.METRICS_FILE
         if metrics_path.is_file():
-            classifier.metrics_ = json.loads(metrics_path.read_text())
+            classifier.metrics_ = rundir.read_json(metrics_path)
         return classifier
 
 
@@ -272,22 +270,10 @@ def read_thresholds(path: Path, classes: Sequence[Any]) -> np.ndarray:
     """The saved multilabel thresholds, in class order."""
     if not path.is_file():
         raise BertclfError(f"{path.parent} is a multilabel run directory without {path.name}")
+    saved = rundir.read_json(path)
     try:
-        saved = json.loads(path.read_text())["thresholds"]
+        saved = saved["thresholds"]
         return np.array([float(saved[str(label)]) for label in classes])
     except (ValueError, KeyError, TypeError):
         raise BertclfError(f"{path} is corrupt") from None
 
-
-def check_output_directory(target: Path, overwrite: bool) -> None:
-    """Fail before any work if the run directory cannot be written."""
-    if target.exists() and not target.is_dir():
-        raise BertclfError(f"output {target} exists and is not a directory")
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise BertclfError(f"output directory {target} already exists; pass --overwrite to replace it")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=target.parent):
-            pass
-    except OSError as error:
-        raise BertclfError(f"cannot write to {target.parent}: {error.strerror or error}") from None

@@ -7,28 +7,32 @@ user's input ends in one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import json
+import io
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bertclf import __version__
-from bertclf.classifier import TextClassifier, check_output_directory
 from bertclf.config import ClassifierConfig, base_type, default_text, read_config_file
-from bertclf.data import DELIMITED_SUFFIXES, atomic_write, demo_dataset_path, join_texts, read_table, write_table
-from bertclf.errors import BertclfError
-from bertclf.metrics import format_report
+from bertclf.errors import BertclfError, Interrupted
+
+if TYPE_CHECKING:  # the heavy modules (torch, transformers, pandas) are imported when a command runs, not for --help
+    from bertclf.classifier import TextClassifier
 
 log = logging.getLogger("bertclf")
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 DEMO_TEXTS = [
     "I was billed twice for the same month, please refund one of the charges",
     "The app crashes every time I try to export a report to PDF",
@@ -77,31 +81,61 @@ def config_from_args(args: argparse.Namespace, **defaults: Any) -> ClassifierCon
     return ClassifierConfig(**{**defaults, **from_file, **flags})
 
 
+def positive_int(text: str) -> int:
+    return _checked_number(text, int, lambda value: value >= 1, "a whole number of at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _checked_number(text, int, lambda value: value >= 0, "a whole number of at least 0")
+
+
+def probability(text: str) -> float:
+    return _checked_number(text, float, lambda value: 0 < value < 1, "a number between 0 and 1")
+
+
+def _checked_number(text: str, kind: type, valid: Callable[[Any], bool], expected: str) -> Any:
+    """argparse ``type=``: the error names the flag the user typed, not the config field behind it."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="bertclf", description="Fine-tune BERT-family encoders into text classifiers.")
+    # -q works before or after the command; SUPPRESS keeps a subcommand from resetting what the main parser read.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="Print only results and errors.")
+    parser = _Parser(prog="bertclf", description="Fine-tune BERT-family encoders into text classifiers.",
+                     parents=[common])
     parser.add_argument("--version", action="version", version=f"bertclf {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="Print only results and errors.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = commands.add_parser("train", help="Fine-tune a classifier on a labelled file.",
+    train = commands.add_parser("train", help="Fine-tune a classifier on a labelled file.", parents=[common],
                                 description="Fine-tune a classifier and save it as a run directory.")
     add_config_flags(train)
 
     demo = commands.add_parser("demo", help="Train, evaluate and predict on the bundled support-ticket data.",
+                               parents=[common],
                                description="Train on the bundled support tickets with the bundled model.")
     add_config_flags(demo)
 
-    evaluate = commands.add_parser("evaluate", help="Score a trained classifier on labelled data.")
+    evaluate = commands.add_parser("evaluate", help="Score a trained classifier on labelled data.", parents=[common])
     evaluate.add_argument("run", help="Run directory written by 'bertclf train'.")
     evaluate.add_argument("--data", required=True, help="Labelled file to score.")
     evaluate.add_argument("--output", help="Also write the metrics to this JSON file.")
+    evaluate.add_argument("--overwrite", action="store_true", help="Replace --output if it already exists.")
     add_column_overrides(evaluate, labelled=True)
 
-    predict = commands.add_parser("predict", help="Label new texts with a trained classifier.")
+    predict = commands.add_parser("predict", help="Label new texts with a trained classifier.", parents=[common])
     predict.add_argument("run", help="Run directory written by 'bertclf train'.")
     predict.add_argument("--input", required=True, help="File of texts, or '-' for one text per line on stdin.")
     predict.add_argument("--output", default="-",
                          help="Predictions file (.csv, .tsv, .jsonl, .parquet), or '-' for CSV on stdout [default: -].")
+    predict.add_argument("--overwrite", action="store_true", help="Replace --output if it already exists.")
     add_column_overrides(predict, labelled=False)
     return parser
 
@@ -112,19 +146,24 @@ def add_column_overrides(parser: argparse.ArgumentParser, labelled: bool) -> Non
     if labelled:
         parser.add_argument("--label-column", help="Label column [default: as in training].")
     parser.add_argument("--columns", help="Column names of a header-less file, comma-separated.")
-    parser.add_argument("--batch-size", help="Texts per batch [default: as in training].")
-    parser.add_argument("--threshold", help="Multilabel: one decision threshold for every label, instead of the "
-                                            "thresholds tuned in training.")
-    parser.add_argument("--min-labels", help="Multilabel: predict at least this many labels per text "
-                                             "[default: as in training].")
+    parser.add_argument("--quoting", choices=("auto", "csv", "none"),
+                        help="Quoted fields in CSV/TSV files [default: as in training].")
+    parser.add_argument("--batch-size", type=positive_int, help="Texts per batch [default: as in training].")
+    parser.add_argument("--threshold", type=probability,
+                        help="Multilabel: one decision threshold for every label, instead of the thresholds tuned in "
+                             "training.")
+    parser.add_argument("--min-labels", type=non_negative_int,
+                        help="Multilabel: predict at least this many labels per text [default: as in training].")
 
 
 def load_for_data(args: argparse.Namespace) -> TextClassifier:
     """A saved classifier whose column settings follow this command's flags."""
+    from bertclf.classifier import TextClassifier
+
     classifier = TextClassifier.load(args.run)
     overrides = {"text_column": args.text_column, "label_column": getattr(args, "label_column", None),
-                 "columns": args.columns, "eval_batch_size": args.batch_size, "threshold": args.threshold,
-                 "min_labels": args.min_labels}
+                 "columns": args.columns, "quoting": args.quoting, "eval_batch_size": args.batch_size,
+                 "threshold": args.threshold, "min_labels": args.min_labels}
     given = {name: value for name, value in overrides.items() if value is not None}
     if args.columns is None and given.get("text_column"):
         given["columns"] = None  # new text columns mean a file with a header, unlike the training file
@@ -133,6 +172,10 @@ def load_for_data(args: argparse.Namespace) -> TextClassifier:
 
 
 def run_train(config: ClassifierConfig) -> TextClassifier:
+    from bertclf.classifier import TextClassifier
+    from bertclf.metrics import format_report
+    from bertclf.rundir import check_output_directory
+
     output = Path(config.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
     check_output_directory(output, config.overwrite)
     classifier = TextClassifier(config).fit()
@@ -153,6 +196,11 @@ def run_demo(config: ClassifierConfig) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    from bertclf.metrics import format_report
+    from bertclf.rundir import check_output_file, write_json
+
+    if args.output:
+        check_output_file(Path(args.output), args.overwrite)
     classifier = load_for_data(args)
     metrics = classifier.evaluate(args.data)
     print(format_report(metrics, Path(args.data).name))
@@ -160,23 +208,44 @@ def run_evaluate(args: argparse.Namespace) -> None:
         write_json(Path(args.output), metrics)
 
 
+def read_stdin_texts() -> list[str]:
+    """One text per non-blank line of standard input, which must be UTF-8 (as files must)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    raw = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise BertclfError(f"standard input is not UTF-8 text (line {line})") from None
+    texts = [line for line in content.splitlines() if line.strip()]
+    if not texts:
+        raise BertclfError("no texts on standard input")
+    return texts
+
+
 def run_predict(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from bertclf.data import DELIMITED_SUFFIXES, check_output_extension, join_texts, read_table, write_table
+    from bertclf.rundir import check_output_file
+
+    output = None if args.output == "-" else Path(args.output)
+    if output is not None:
+        check_output_extension(output)
+        check_output_file(output, args.overwrite)
     classifier = load_for_data(args)
     if args.input == "-":
-        lines = [line.rstrip("\r\n") for line in sys.stdin]
-        frame = pd.DataFrame({"text": [line for line in lines if line.strip()]})
-        if frame.empty:
-            raise BertclfError("no texts on standard input")
+        frame = pd.DataFrame({"text": read_stdin_texts()})
         texts = frame["text"].tolist()
     else:
-        frame = read_table(args.input, classifier.config.columns)
+        frame = read_table(args.input, classifier.config.columns, classifier.config.quoting)
         texts = join_texts(frame, classifier.config, Path(args.input).name)
     probabilities = classifier.predict_proba(texts)
     predicted = classifier.labels_from_probabilities(probabilities)
     result = frame.copy()
     if classifier.task_ == "multilabel":
         # Delimited text files get the labels joined as in training data; JSON lines and Parquet keep lists.
-        joined = args.output == "-" or Path(args.output).suffix.lower() in DELIMITED_SUFFIXES
+        joined = output is None or output.suffix.lower() in DELIMITED_SUFFIXES
         separator = classifier.config.label_sep
         result["predicted_labels"] = [separator.join(map(str, labels)) if joined else list(labels)
                                       for labels in predicted]
@@ -184,37 +253,90 @@ def run_predict(args: argparse.Namespace) -> None:
         result["predicted_label"] = predicted
     for position, label in enumerate(classifier.classes_):
         result[f"proba_{label}"] = probabilities[:, position]
-    if args.output == "-":
+    if output is None:
         result.to_csv(sys.stdout, index=False)
     else:
-        write_table(result, Path(args.output))
-        log.info("wrote %d predictions to %s", len(result), args.output)
+        write_table(result, output)
+        log.info("wrote %d predictions to %s", len(result), output)
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write(path, lambda target: target.write_text(json.dumps(payload, ensure_ascii=False, indent=2)))
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the message (tests and callers may swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def configure_logging(quiet: bool) -> None:
+    """The command line shows the library's progress on stderr; the library itself configures no handler."""
+    if not any(isinstance(handler, _StderrHandler) for handler in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    # Further signals are ignored so that the clean-up this exception starts (removing staging files) can finish.
+    for other in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def signals_raise_interrupted() -> Iterator[None]:
+    """SIGINT and SIGTERM become :class:`Interrupted`, so every ``finally`` and clean-up runs before the exit."""
+    if threading.current_thread() is threading.main_thread():
+        previous = {number: signal.signal(number, _raise_interrupted) for number in (signal.SIGINT, signal.SIGTERM)}
+    else:
+        previous = {}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``| head``): stop quietly, as Unix tools do, without a flush error."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.quiet:
-        log.setLevel(logging.WARNING)
-    try:
-        if args.command == "train":
-            run_train(config_from_args(args))
-        elif args.command == "demo":
-            run_demo(config_from_args(args, train=str(demo_dataset_path()), text_column=["text"],
-                                      label_column="label", output=f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"))
-        elif args.command == "evaluate":
-            run_evaluate(args)
-        else:
-            run_predict(args)
-    except BertclfError as error:
-        print(f"bertclf: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("bertclf: interrupted", file=sys.stderr)
-        return 130
+    with signals_raise_interrupted():
+        try:
+            args = build_parser().parse_args(argv)
+            configure_logging(getattr(args, "quiet", False))
+            if args.command == "train":
+                run_train(config_from_args(args))
+            elif args.command == "demo":
+                from bertclf.data import demo_dataset_path
+
+                run_demo(config_from_args(args, train=str(demo_dataset_path()), text_column=["text"],
+                                          label_column="label",
+                                          output=f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"))
+            elif args.command == "evaluate":
+                run_evaluate(args)
+            else:
+                run_predict(args)
+            sys.stdout.flush()
+        except BertclfError as error:
+            print(f"bertclf: error: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except BrokenPipeError:
+            return _quiet_broken_pipe()
+        except KeyboardInterrupt as interrupt:
+            number = interrupt.signal_number if isinstance(interrupt, Interrupted) else signal.SIGINT
+            print(f"bertclf: interrupted ({signal.Signals(number).name})", file=sys.stderr)
+            return 128 + number
     return 0
 
 

@@ -70,6 +70,10 @@ class ClassifierConfig:
                                       "that is an error, as it usually means a parsing mistake).", group="data")
     columns: list[str] | None = option(None, "Column names for a header-less file, comma-separated "
                                        "(e.g. source,label,mark,sentence for CoLA).", group="data", comma_list=True)
+    quoting: str = option("auto", "How double quotes in CSV/TSV files are read: 'auto' (quoted fields in CSV, as "
+                          "RFC 4180 has them; none in TSV, as tab-separated files conventionally have no quoting, so a "
+                          "stray quote in a text stays a character), 'csv' (quoted fields in both) or 'none' (a quote "
+                          "is always a plain character).", choices=("auto", "csv", "none"), group="data")
     text_separator: str = option("\n", "String placed between joined text columns.", group="data")
     val_size: float = option(0.1, "Fraction of --train held out for validation when --val is not given.",
                              group="data")

@@ -6,11 +6,12 @@ Everything that can be wrong with a user's data is detected here and reported as
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,7 @@ from sklearn.model_selection import train_test_split
 
 from bertclf.config import ClassifierConfig
 from bertclf.errors import BertclfError
+from bertclf.rundir import atomic_file
 
 log = logging.getLogger("bertclf")
 
@@ -65,8 +67,9 @@ class Examples:
         return [label for labels in self.labels for label in labels] if self.multilabel else list(self.labels)
 
 
-def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a CSV/TSV/JSONL/JSON/Parquet file chosen by extension; ``columns`` names a header-less file's columns."""
+def read_table(path: str | Path, columns: Sequence[str] | None = None, quoting: str = "auto") -> pd.DataFrame:
+    """Read a CSV/TSV/JSONL/JSON/Parquet file chosen by extension; ``columns`` names a header-less file's columns
+    and ``quoting`` says whether CSV/TSV fields may be quoted (see ``ClassifierConfig.quoting``)."""
     path = Path(path)
     if not path.exists():
         raise BertclfError(f"file not found: {path}")
@@ -82,7 +85,7 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
         raise BertclfError(f"file is empty: {path}")
     try:
         if suffix in _DELIMITED:
-            frame = _read_delimited(path, _DELIMITED[suffix], columns)
+            frame = _read_delimited(path, _DELIMITED[suffix], columns, quoting)
         elif suffix in _PARQUET:
             frame = pd.read_parquet(path)
         else:
@@ -100,18 +103,37 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.Dat
     return frame
 
 
-def _read_delimited(path: Path, separator: str, columns: Sequence[str] | None) -> pd.DataFrame:
+def _read_delimited(path: Path, separator: str, columns: Sequence[str] | None, quoting: str) -> pd.DataFrame:
+    quoted = quoting == "csv" or (quoting == "auto" and separator == ",")
     # Only an empty field is missing: texts such as "NA" or "null" stay texts.
-    options = {"sep": separator, "keep_default_na": False, "na_values": [""], "index_col": False}
-    if not columns:
-        return pd.read_csv(path, **options)
-    frame = pd.read_csv(path, header=None, **options)
-    if frame.shape[1] != len(columns):
+    options = {"sep": separator, "keep_default_na": False, "na_values": [""], "index_col": False,
+               "quoting": csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE, "header": None if columns else "infer"}
+    frame = pd.read_csv(path, **options)
+    if columns and frame.shape[1] != len(columns):
         raise BertclfError(
             f"{path} has {frame.shape[1]} columns but --columns names {len(columns)} ({','.join(columns)})"
         )
-    frame.columns = list(columns)
+    if columns:
+        frame.columns = list(columns)
+    if quoted:
+        _warn_about_joined_lines(frame, path)
     return frame
+
+
+def _warn_about_joined_lines(frame: pd.DataFrame, path: Path) -> None:
+    """A quoted field may hold line breaks, so several lines make one row; a stray quote makes the same thing happen
+    by mistake, merging texts and labels. Either way the user hears how many rows it concerns."""
+    text_columns = [name for name in frame.columns if frame[name].dtype == object]
+    spanning = np.zeros(len(frame), dtype=bool)
+    breaks = 0
+    for name in text_columns:
+        counts = frame[name].map(lambda value: value.count("\n") if isinstance(value, str) else 0).to_numpy()
+        spanning |= counts > 0
+        breaks += int(counts.sum())
+    if spanning.any():
+        log.warning("warning: %d rows of %s span several lines (%d line breaks inside quoted fields were read as part "
+                    "of a text); if some texts hold a stray double quote, rows were merged: pass --quoting none",
+                    int(spanning.sum()), path.name, breaks)
 
 
 def _read_json(path: Path, lines: bool) -> pd.DataFrame:
@@ -126,19 +148,44 @@ def _read_json(path: Path, lines: bool) -> pd.DataFrame:
 def as_frame(source: DataSource, config: ClassifierConfig) -> tuple[pd.DataFrame, str]:
     """Any accepted data source as a DataFrame, with a name to use in messages."""
     if isinstance(source, (str, Path)):
-        return read_table(source, config.columns), Path(source).name
+        return read_table(source, config.columns, config.quoting), Path(source).name
     if isinstance(source, pd.DataFrame):
         if len(source) == 0:
             raise BertclfError("the DataFrame has no rows")
         return source, "DataFrame"
     if isinstance(source, tuple) and len(source) == 2:
         texts, labels = source
+        if isinstance(texts, str) or not hasattr(texts, "__len__"):
+            raise BertclfError(f"expected a sequence of texts, got {type(texts).__name__}")
+        labels = _label_sequence(labels)
         if len(texts) != len(labels):
             raise BertclfError(f"got {len(texts)} texts but {len(labels)} labels")
         if len(texts) == 0:
             raise BertclfError("no texts given")
-        return pd.DataFrame({config.text_column[0]: list(texts), config.label_column: list(labels)}), "data"
+        return pd.DataFrame({config.text_column[0]: list(texts), config.label_column: labels}), "data"
     raise BertclfError(f"expected a file path, a DataFrame or a (texts, labels) pair, got {type(source).__name__}")
+
+
+def _label_sequence(labels: Any) -> list[Any]:
+    """Labels given in Python: one per text, or, as in scikit-learn, a 2-D 0/1 indicator matrix (texts x labels),
+    which means multilabel data whose labels are the column positions."""
+    if isinstance(labels, str) or not hasattr(labels, "__len__"):
+        raise BertclfError(f"expected a sequence of labels, got {type(labels).__name__}")
+    if isinstance(labels, pd.Series):
+        labels = labels.tolist()
+    rows = [row.tolist() if isinstance(row, np.ndarray) else row for row in labels]
+    if not rows or not all(isinstance(row, (list, tuple)) for row in rows) or len({len(row) for row in rows}) != 1:
+        return [row.item() if isinstance(row, np.generic) else row for row in rows]
+    try:
+        matrix = np.asarray(rows, dtype=float)
+    except (TypeError, ValueError):
+        return rows  # lists of label names: multilabel as they are
+    if matrix.shape[1] == 1:
+        return [_plain_label(value) for value in matrix[:, 0]]
+    if not np.isin(matrix, (0, 1)).all():
+        raise BertclfError("a 2-D array of labels must be a 0/1 indicator matrix (one column per label); "
+                           f"it holds {matrix[~np.isin(matrix, (0, 1))][0]:g}")
+    return [tuple(int(position) for position in np.flatnonzero(row)) for row in matrix]
 
 
 def require_columns(frame: pd.DataFrame, names: Sequence[str], source: str) -> None:
@@ -374,7 +421,8 @@ def iterative_split(label_matrix: np.ndarray, size: float, seed: int) -> tuple[n
 
 
 def split_examples(examples: Examples, size: float, seed: int, name: str) -> tuple[Examples, Examples]:
-    """Hold out ``size`` of the examples, stratified by label (iteratively for multilabel data)."""
+    """Hold out ``size`` of the examples, stratified by label (iteratively for multilabel data); training keeps at
+    least one example of every label, so a held-out part never holds a label that training did not see."""
     if examples.multilabel:
         kept, held = iterative_split(encode_labels(examples, sorted_classes(examples.label_values())), size, seed)
     else:
@@ -385,7 +433,28 @@ def split_examples(examples: Examples, size: float, seed: int, name: str) -> tup
         except ValueError:
             log.warning("warning: some classes are too rare for a stratified %s split; splitting at random", name)
             kept, held = train_test_split(indices, test_size=size, random_state=seed)
+    kept, held = _keep_every_label(examples, list(kept), list(held), name)
     return examples.subset(sorted(kept), examples.name), examples.subset(sorted(held), name)
+
+
+def _keep_every_label(examples: Examples, kept: list[int], held: list[int], name: str) -> tuple[list[int], list[int]]:
+    """Move held-out rows back into training until training holds every label at least once."""
+    def labels_of(row: int) -> tuple[Any, ...]:
+        return tuple(examples.labels[row]) if examples.multilabel else (examples.labels[row],)
+
+    seen = {str(label) for row in kept for label in labels_of(row)}
+    returned = []
+    for row in held:
+        unseen = [label for label in labels_of(row) if str(label) not in seen]
+        if unseen:
+            returned.append(row)
+            seen.update(map(str, unseen))
+    if returned:
+        labels = sorted({str(label) for row in returned for label in labels_of(row)})
+        log.warning("warning: %d labels have too few examples to appear in both training and %s (%s); their examples "
+                    "stay in training", len(labels), name, ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else ""))
+    moved = set(returned)
+    return kept + returned, [row for row in held if row not in moved]
 
 
 def warn_about_leakage(train: Examples, others: Sequence[Examples]) -> None:
@@ -441,27 +510,22 @@ def make_splits(config: ClassifierConfig, train: DataSource, val: DataSource | N
     return splits
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write`` on a hidden sibling file, then rename it over ``path``: no half-written output."""
-    staging = path.with_name(f".{path.name}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(staging)
-        staging.replace(path)
-    except OSError as error:
-        staging.unlink(missing_ok=True)
-        raise BertclfError(f"cannot write {path}: {error.strerror or error}") from None
-
-
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write CSV/TSV/JSONL/Parquet by extension."""
     suffix = path.suffix.lower()
-    if suffix in _DELIMITED:
-        atomic_write(path, lambda target: frame.to_csv(target, sep=_DELIMITED[suffix], index=False))
-    elif suffix in _JSON_LINES or suffix == ".json":
-        atomic_write(path, lambda target: frame.to_json(target, orient="records", lines=True, force_ascii=False))
-    elif suffix in _PARQUET:
-        atomic_write(path, lambda target: frame.to_parquet(target, index=False))
-    else:
+    check_output_extension(path)
+    with atomic_file(path) as staging:
+        if suffix in _DELIMITED:
+            frame.to_csv(staging, sep=_DELIMITED[suffix], index=False)
+        elif suffix in _PARQUET:
+            frame.to_parquet(staging, index=False)
+        else:
+            frame.to_json(staging, orient="records", lines=True, force_ascii=False)
+
+
+def check_output_extension(path: Path) -> None:
+    """Outputs are written in the format their extension names."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
         raise BertclfError(f"unsupported output extension '{suffix or '(none)'}' for {path}; "
                            f"use one of {', '.join(SUPPORTED_EXTENSIONS)}")

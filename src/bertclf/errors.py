@@ -6,3 +6,11 @@ class BertclfError(Exception):
 
     The message must name the problem in one line; the CLI prints it without a traceback.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: raised from the signal handler so that clean-up code runs on the way out."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(signal_number)
+        self.signal_number = signal_number

@@ -9,6 +9,7 @@ from typing import Any
 from bertclf.config import ClassifierConfig
 from bertclf.metrics import HEADLINE, MULTILABEL_HEADLINE
 from bertclf.modeling import uses_native_head
+from bertclf.rundir import MODEL_CARD_FILE
 
 
 def write_model_card(directory: Path, name: str, config: ClassifierConfig, classes: Sequence[Any],
@@ -21,7 +22,8 @@ def write_model_card(directory: Path, name: str, config: ClassifierConfig, class
         f"- max length: {config.max_length} tokens; pooling `{config.pooling}`, head `{config.head}`; long texts: "
         + (f"up to {config.max_chunks} windows (stride {config.stride}), `{config.chunk_pooling}` pooled"
            if config.long_text == "chunks" else f"`{config.long_text}`"),
-        f"- training: {config.epochs} epochs, batch size {config.batch_size}, learning rate {config.learning_rate:g}, "
+        f"- training: {config.epochs} epoch{'' if config.epochs == 1 else 's'}, batch size {config.batch_size}, "
+        f"learning rate {config.learning_rate:g}, "
         f"seed {config.seed}; bertclf {version}",
         "",
     ]
@@ -50,4 +52,4 @@ def write_model_card(directory: Path, name: str, config: ClassifierConfig, class
             f"classify = pipeline(\"text-classification\", model=\"{name}\")",
             "classify([\"some text\"], truncation=True" + (", top_k=None)" if multilabel else ")"), "```", "",
         ]
-    (directory / "README.md").write_text("\n".join(lines))
+    (directory / MODEL_CARD_FILE).write_text("\n".join(lines))

@@ -36,11 +36,9 @@ from transformers.utils import logging as hf_logging
 
 from bertclf.config import DEFAULT_MODEL, ClassifierConfig
 from bertclf.errors import BertclfError
+from bertclf.rundir import HEAD_WEIGHTS
 
 log = logging.getLogger("bertclf")
-
-HEAD_WEIGHTS = "head.safetensors"
-
 
 def resolve_model_path(name: str) -> str:
     """The embedded default maps to the packaged copy; local directories are checked; hub ids pass through."""

@@ -1,0 +1,166 @@
+"""The run directory's layout and every write bertclf makes: file names, reading, atomic writing.
+
+Outputs (run directories, prediction files, metrics files) are written under a hidden staging name beside the
+target and renamed over it at the end, so an interrupted or failed command never leaves a half-written output
+under the final name. The checks a command makes before its work (does the output exist, can its folder be
+written) live here too, so every command checks alike, and before the work rather than after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bertclf.errors import BertclfError
+
+CONFIG_FILE = "bertclf.yaml"
+LABELS_FILE = "labels.json"
+METRICS_FILE = "metrics.json"
+THRESHOLDS_FILE = "thresholds.json"
+MODEL_CARD_FILE = "README.md"
+HEAD_WEIGHTS = "head.safetensors"
+
+
+def _write_errors() -> tuple[type[BaseException], ...]:
+    """Failures of a write that are about the disk, not about bertclf: full, read-only, too large, gone."""
+    from safetensors import SafetensorError  # raised instead of OSError when a weights file cannot be written
+
+    return OSError, SafetensorError
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _default_mode(kind: str) -> int:
+    """The permissions a plain ``open``/``mkdir`` would give under the current umask (mkstemp/mkdtemp use 0600/0700,
+    which would hide a shared model from other users)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if kind == "dir" else 0o666) & ~umask
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The folders above ``path`` that do not exist yet, outermost first."""
+    missing = []
+    for parent in path.absolute().parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing[::-1]
+
+
+def _writable_ancestor(path: Path) -> Path:
+    """The nearest existing folder above ``path``; an error if a file stands in the way or it cannot be written."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BertclfError(f"cannot write {path}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise BertclfError(f"cannot write {path}: {parent} is not writable")
+            return parent
+    raise BertclfError(f"cannot write {path}: no existing folder above it")
+
+
+def check_output_file(path: Path, overwrite: bool) -> None:
+    """Fail before any work if ``path`` cannot become an output file. Creates nothing."""
+    if path.is_dir():
+        raise BertclfError(f"output {path} is a directory; name a file")
+    if path.exists() and not overwrite:
+        raise BertclfError(f"output {path} already exists; pass --overwrite to replace it")
+    _writable_ancestor(path)
+
+
+def check_output_directory(path: Path, overwrite: bool) -> None:
+    """Fail before any work if ``path`` cannot become a run directory. Creates nothing."""
+    if path.exists() and not path.is_dir():
+        raise BertclfError(f"output {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise BertclfError(f"output directory {path} already exists; pass --overwrite (overwrite=True) to replace it")
+    _writable_ancestor(path)
+
+
+@contextlib.contextmanager
+def _staged(path: Path, make_staging: Any, move_into_place: Any) -> Iterator[Path]:
+    """Create missing parents and a staging entry, yield it, move it into place; undo everything on any failure."""
+    created = _missing_parents(path)
+    staging = None
+    try:
+        for folder in created:
+            folder.mkdir(mode=_default_mode("dir"))
+        staging = make_staging()
+        yield staging
+        move_into_place(staging)
+    except BaseException as error:
+        if staging is not None:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(staging) if staging.is_dir() else staging.unlink(missing_ok=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(error, _write_errors()):
+            raise BertclfError(f"cannot write {path}: {_reason(error)}") from None
+        raise
+
+
+def atomic_file(path: Path) -> contextlib.AbstractContextManager[Path]:
+    """A staging file beside ``path`` to write; renamed over ``path`` when the block ends without error."""
+
+    def make_staging() -> Path:
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        os.chmod(name, _default_mode("file"))
+        return Path(name)
+
+    return _staged(path, make_staging, lambda staging: os.replace(staging, path))
+
+
+def atomic_directory(path: Path) -> contextlib.AbstractContextManager[Path]:
+    """A staging folder beside ``path`` to fill; it replaces ``path`` when the block ends without error."""
+
+    def make_staging() -> Path:
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        os.chmod(staging, _default_mode("dir"))
+        return staging
+
+    def move_into_place(staging: Path) -> None:
+        if not path.exists():
+            staging.rename(path)
+            return
+        # Move the old directory aside first, so a failure between the renames still leaves one whole copy.
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+        path.rename(old / path.name)
+        staging.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    return _staged(path, make_staging, move_into_place)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_file(path) as staging:
+        staging.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_text(path, json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a run directory; a truncated or garbled one is a one-line error naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BertclfError(f"{path.parent} is not a complete bertclf run directory (missing {path.name})") from None
+    except (ValueError, UnicodeDecodeError):
+        raise BertclfError(f"{path} is corrupt (not valid JSON)") from None
+    except OSError as error:
+        raise BertclfError(f"cannot read {path}: {_reason(error)}") from None
