@@ -1,11 +1,15 @@
 import json
+import signal
 
 import numpy as np
 import pandas as pd
 import pytest
+from safetensors import SafetensorError
 from transformers import pipeline
 
 from bertclf import BertclfError, ClassifierConfig, TextClassifier
+from bertclf import classifier as classifier_module
+from bertclf.errors import Interrupted
 from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
 
 
@@ -99,6 +103,40 @@ def test_unfitted_use_and_bad_prediction_input_are_clear_errors(fitted):
         fitted.predict("just one text")
     with pytest.raises(BertclfError, match="not a string"):
         fitted.predict(["fine", 3])
+
+
+def test_an_empty_list_has_an_empty_answer_and_none_is_an_error(fitted, caplog):
+    assert fitted.predict([]) == []
+    assert fitted.predict_proba([]).shape == (0, 3)
+    with pytest.raises(BertclfError, match="expected a list of texts, got NoneType"):
+        fitted.predict(None)
+    with pytest.raises(BertclfError, match="expected a list of texts, got int"):
+        fitted.predict(3)
+    with caplog.at_level("WARNING", logger="bertclf"):
+        assert len(fitted.predict(["", "bread and soup"])) == 2
+    assert "1 of 2 texts are empty" in caplog.text
+
+
+@pytest.mark.parametrize("failure", [SafetensorError("Error while serializing: I/O error: No space left on device"),
+                                     Interrupted(signal.SIGTERM)])
+def test_a_save_that_fails_midway_leaves_nothing(fitted, tmp_path, monkeypatch, failure):
+    """A full disk (safetensors raises its own error type, not OSError) or a signal during the save."""
+
+    def write_then_fail(model, tokenizer, directory, max_length):
+        (directory / "model.safetensors").write_bytes(b"partial")
+        raise failure
+
+    monkeypatch.setattr(classifier_module, "save_model", write_then_fail)
+    expected = Interrupted if isinstance(failure, Interrupted) else BertclfError
+    with pytest.raises(expected, match="No space left on device" if expected is BertclfError else None):
+        fitted.save(tmp_path / "out" / "r1")
+    assert not (tmp_path / "out").exists()
+
+
+def test_save_from_python_names_the_keyword(fitted, tmp_path):
+    fitted.save(tmp_path / "run")
+    with pytest.raises(BertclfError, match=r"overwrite=True"):
+        fitted.save(tmp_path / "run")
 
 
 def test_constructor_takes_a_config_and_keyword_overrides():

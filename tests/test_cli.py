@@ -2,7 +2,12 @@
 
 import io
 import json
+import resource
+import shutil
+import signal
+import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -315,3 +320,222 @@ def test_chunked_long_texts_train_and_predict(tmp_path, tiny_options, capsys):
     code, out, err = run(["predict", output, "--input", tmp_path / "val.csv"], capsys)
     assert code == 0, err
     assert len(pd.read_csv(io.StringIO(out))) == 30
+
+
+# --- the bad-input matrix: every input path of evaluate/predict, and the run directory they read ------------------
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory, tiny_model):
+    """One trained run for the matrix; each case works on its own copy."""
+    folder = tmp_path_factory.mktemp("shared")
+    make_texts(90, seed=1).to_csv(folder / "train.csv", index=False)
+    options = {"model": tiny_model, "epochs": 1, "batch_size": 8, "seed": 7, "output": folder / "run"}
+    assert main(["-q", "train", "--train", str(folder / "train.csv"), *map(str, tiny_flags(options))]) == 0
+    return folder / "run"
+
+
+RUN_FILES = ["bertclf.yaml", "labels.json", "config.json", "model.safetensors", "tokenizer.json",
+             "tokenizer_config.json", "metrics.json"]
+
+
+def break_run(run, fault, file):
+    if fault == "missing":
+        (run / file).unlink()
+    elif fault == "truncated":
+        content = (run / file).read_bytes()
+        (run / file).write_bytes(content[: len(content) // 2])
+    else:  # garbage of the same size
+        (run / file).write_bytes(b"\xff" * (run / file).stat().st_size)
+
+
+def no_hidden_leftovers(folder):
+    return not [path for path in folder.rglob(".*") if path.name not in (".", "..")]
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+@pytest.mark.parametrize("fault", ["missing", "truncated", "garbage"])
+@pytest.mark.parametrize("file", RUN_FILES)
+def test_a_broken_run_directory_is_one_line(shared_run, tmp_path, capsys, command, fault, file):
+    run_dir = tmp_path / "run"
+    shutil.copytree(shared_run, run_dir)
+    break_run(run_dir, fault, file)
+    data = tmp_path / "data.csv"
+    make_texts(12, seed=4).to_csv(data, index=False)
+    args = ["predict", run_dir, "--input", data] if command == "predict" else ["evaluate", run_dir, "--data", data]
+    code, _, err = run([*args, "--output", tmp_path / "out.json" if command == "evaluate" else tmp_path / "out.csv"],
+                       capsys)
+    # A run saved without scores is still a model; tokenizer.json alone defines the tokenizer completely.
+    optional = fault == "missing" and file in ("metrics.json", "tokenizer_config.json")
+    if optional:
+        assert code == 0, err
+        if command == "predict":
+            intact = tmp_path / "intact.csv"
+            assert run(["predict", shared_run, "--input", data, "--output", intact], capsys)[0] == 0
+            assert (tmp_path / "out.csv").read_text() == intact.read_text()
+    else:
+        assert_one_line_error(code, err, file if file in ("bertclf.yaml", "labels.json", "metrics.json") else "")
+        assert not (tmp_path / "out.json").exists() and not (tmp_path / "out.csv").exists()
+    assert no_hidden_leftovers(tmp_path)
+
+
+def prediction_case(case, tmp_path, run_dir):
+    """Arguments of `bertclf predict` that break one rule, and the fragment its error names."""
+    data = tmp_path / "new.csv"
+    make_texts(12, seed=4).to_csv(data, index=False)
+    base = ["predict", run_dir, "--input", data]
+    existing = tmp_path / "existing.csv"
+    existing.write_text("keep me\n")
+    (tmp_path / "a_file").write_text("")
+    files = {"empty.csv": "", "header_only.csv": "text,label\n", "numbers.csv": "text\n1\n2\n",
+             "latin1.csv": "text\ncaf\xe9\n", "bad.parquet": "not parquet", "dir_in_the_way": None}
+    for name, content in files.items():
+        if content is None:
+            (tmp_path / name).mkdir()
+        else:
+            (tmp_path / name).write_bytes(content.encode("latin-1"))
+    return {
+        "missing_input": ([*base[:3], tmp_path / "nope.csv"], "file not found"),
+        "input_is_a_folder": ([*base[:3], tmp_path], "got a directory"),
+        "input_extension": ([*base[:3], tmp_path / "a_file"], "unsupported file extension"),
+        "empty_input": ([*base[:3], tmp_path / "empty.csv"], "file is empty"),
+        "header_only": ([*base[:3], tmp_path / "header_only.csv"], "no data rows"),
+        "non_text": ([*base[:3], tmp_path / "numbers.csv"], "non-text value"),
+        "not_utf8": ([*base[:3], tmp_path / "latin1.csv"], "not UTF-8"),
+        "corrupt_parquet": ([*base[:3], tmp_path / "bad.parquet"], "cannot read"),
+        "missing_column": ([*base, "--text-column", "body"], "column 'body' not found"),
+        "existing_output": ([*base, "--output", existing], "already exists; pass --overwrite"),
+        "output_under_a_file": ([*base, "--output", tmp_path / "a_file" / "out.csv"], "is a file, not a folder"),
+        "output_extension": ([*base, "--output", tmp_path / "out.xlsx"], "unsupported output extension"),
+        "output_is_a_folder": ([*base, "--output", tmp_path / "dir_in_the_way", "--overwrite"], "is a directory"),
+        "missing_run": (["predict", tmp_path / "no_run", "--input", data], "model directory not found"),
+        "run_is_a_file": (["predict", data, "--input", data], "model directory not found"),
+        "not_a_run": (["predict", tmp_path / "dir_in_the_way", "--input", data], "not a bertclf run directory"),
+        "batch_size_zero": ([*base, "--batch-size", "0"], "argument --batch-size: expected a whole number of at least"),
+        "threshold_out_of_range": ([*base, "--threshold", "2"], "argument --threshold"),
+        "min_labels_negative": ([*base, "--min-labels", "-1"], "argument --min-labels"),
+        "bad_quoting": ([*base, "--quoting", "maybe"], "argument --quoting"),
+    }[case]
+
+
+PREDICTION_CASES = ["missing_input", "input_is_a_folder", "input_extension", "empty_input", "header_only", "non_text",
+                    "not_utf8", "corrupt_parquet", "missing_column", "existing_output", "output_under_a_file",
+                    "output_extension", "output_is_a_folder", "missing_run", "run_is_a_file", "not_a_run",
+                    "batch_size_zero", "threshold_out_of_range", "min_labels_negative", "bad_quoting"]
+
+
+@pytest.mark.parametrize("case", PREDICTION_CASES)
+def test_bad_prediction_input_is_one_line(shared_run, tmp_path, capsys, case):
+    args, fragment = prediction_case(case, tmp_path, shared_run)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    try:
+        code, _, err = run(args, capsys)
+    except SystemExit as usage_error:  # argparse's own errors exit from inside parse_args
+        code, err = usage_error.code, capsys.readouterr().err
+        err = err.replace(f"bertclf {args[0]}: error:", "bertclf: error:")
+    assert_one_line_error(code, err, fragment)
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert after == before  # nothing written, nothing overwritten, no staging file left
+
+
+def test_predict_and_evaluate_overwrite_only_when_asked(shared_run, tmp_path, capsys):
+    data = tmp_path / "new.csv"
+    make_texts(12, seed=4).to_csv(data, index=False)
+    output = tmp_path / "out.csv"
+    output.write_text("old\n")
+    code, _, err = run(["predict", shared_run, "--input", data, "--output", output, "--overwrite"], capsys)
+    assert code == 0, err and "predicted_label" in output.read_text()
+    metrics = tmp_path / "m.json"
+    metrics.write_text("{}")
+    code, _, err = run(["evaluate", shared_run, "--data", data, "--output", metrics], capsys)
+    assert_one_line_error(code, err, "already exists")
+    code, _, _ = run(["evaluate", shared_run, "--data", data, "--output", metrics, "--overwrite"], capsys)
+    assert code == 0 and "accuracy" in json.loads(metrics.read_text())
+
+
+def test_quiet_goes_before_or_after_the_command(shared_run, tmp_path, capsys):
+    data = tmp_path / "new.csv"
+    make_texts(12, seed=4).to_csv(data, index=False)
+    for args in (["-q", "predict", shared_run, "--input", data], ["predict", shared_run, "--input", data, "-q"]):
+        code, out, err = run(args, capsys)
+        assert code == 0 and err == "" and out.startswith("text,label,predicted_label")
+
+
+def test_help_does_not_import_the_heavy_modules():
+    script = "import sys, bertclf.cli; print(sorted({'torch', 'transformers', 'pandas', 'sklearn'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+# --- faults from outside: signals, closed pipes, bytes on stdin, a full disk (real processes) -------------------
+
+
+def bertclf_process(args, **options):
+    command = [sys.executable, "-c", "import sys; from bertclf.cli import main; sys.exit(main())", *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
+
+
+def wait_for_line(stream, fragment, timeout=60.0):
+    """Read stderr until a line holding ``fragment`` (the process is then past that point)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = stream.readline().decode()
+        seen.append(line)
+        if fragment in line or not line:
+            return "".join(seen)
+    raise AssertionError(f"no line with {fragment!r} in {seen}")
+
+
+@pytest.mark.parametrize(("signal_number", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_training_is_one_line_and_leaves_nothing(tiny_model, tmp_path, signal_number, code):
+    make_texts(600, seed=1).to_csv(tmp_path / "train.csv", index=False)
+    process = bertclf_process(["train", "--train", tmp_path / "train.csv", "--model", tiny_model, "--epochs", 500,
+                               "--output", tmp_path / "runs" / "r1"], cwd=tmp_path)
+    wait_for_line(process.stderr, "max length:")  # training has started
+    process.send_signal(signal_number)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == code
+    assert err.decode().strip().splitlines() == [f"bertclf: interrupted ({signal.Signals(signal_number).name})"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["train.csv"]
+
+
+def test_a_signal_while_starting_up_is_one_line(tmp_path):
+    process = bertclf_process(["train", "--train", tmp_path / "x.csv"], cwd=tmp_path)
+    time.sleep(0.3)  # inside the imports of torch and transformers
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode in (130, 2)  # 2: the imports finished first and the missing file was reported
+    assert "Traceback" not in err.decode() and len(err.decode().strip().splitlines()) == 1
+
+
+def test_stdin_bytes_that_are_not_utf8_are_one_line(shared_run):
+    process = bertclf_process(["predict", shared_run, "--input", "-"], stdin=subprocess.PIPE)
+    _, err = process.communicate(b"caf\xe9\n", timeout=60)
+    assert process.returncode == 2
+    assert err.decode().strip() == "bertclf: error: standard input is not UTF-8 text (line 1)"
+
+
+def test_a_closed_pipe_ends_quietly(shared_run, tmp_path):
+    make_texts(3000, seed=4).to_csv(tmp_path / "big.csv", index=False)
+    process = bertclf_process(["-q", "predict", shared_run, "--input", tmp_path / "big.csv"])
+    assert process.stdout.readline().startswith(b"text,label")
+    process.stdout.close()  # as `| head -1` does
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141 and err == ""
+
+
+def test_a_full_disk_at_the_save_is_one_line_and_leaves_nothing(tiny_model, tmp_path):
+    make_texts(60, seed=1).to_csv(tmp_path / "train.csv", index=False)
+
+    def small_files():  # any write past 1 MB fails with EFBIG, as on a full disk; the weights are 4 MB
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    process = bertclf_process(["-q", "train", "--train", tmp_path / "train.csv", "--model", tiny_model, "--epochs", 1,
+                               "--output", tmp_path / "runs" / "r1"], cwd=tmp_path, preexec_fn=small_files)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bertclf: error: cannot write") and "File too large" in lines[0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["train.csv"]

@@ -154,6 +154,61 @@ def test_rare_classes_fall_back_to_a_random_split(caplog):
     assert len(splits.train) + len(splits.val) + len(splits.test) == 30
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_a_class_with_one_example_stays_in_training(seed):
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(40)], "label": ["a"] * 20 + ["b"] * 19 + ["c"]})
+    splits = make_splits(ClassifierConfig(seed=seed), frame, None, None)
+    classes = training_classes(splits.train, ClassifierConfig())
+    assert classes == ["a", "b", "c"]
+    for part in (splits.val, splits.test):
+        encode_labels(part, classes)  # no label that training never saw
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 40
+
+
+def test_a_multilabel_label_with_one_example_stays_in_training():
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(30)],
+                          "label": [["a"]] * 15 + [["b"]] * 14 + [["a", "rare"]]})
+    for seed in range(10):
+        splits = make_splits(ClassifierConfig(seed=seed), frame, None, None)
+        assert "rare" in training_classes(splits.train, ClassifierConfig())
+
+
+def test_tsv_fields_are_not_quoted_so_a_stray_quote_merges_nothing(tmp_path):
+    lines = ['"best day ever\t1', 'no quotes here\t0', 'a "quoted" word\t1', 'closing" quote\t0']
+    (tmp_path / "tweets.tsv").write_text("\n".join(lines) + "\n")
+    frame = read_table(tmp_path / "tweets.tsv", ["text", "label"])
+    assert frame["text"].tolist() == ['"best day ever', "no quotes here", 'a "quoted" word', 'closing" quote']
+    merged = read_table(tmp_path / "tweets.tsv", ["text", "label"], quoting="csv")
+    assert len(merged) < len(lines)  # what default CSV quoting does to such a file
+
+
+def test_rows_read_across_line_breaks_are_counted_in_a_warning(tmp_path, caplog):
+    (tmp_path / "data.csv").write_text('text,label\n"two\nlines",a\n"stray quote,b\nnext,a\nclosing" here,b\n')
+    with caplog.at_level(logging.WARNING, logger="bertclf"):
+        frame = read_table(tmp_path / "data.csv")
+    assert len(frame) == 2
+    assert "2 rows of data.csv span several lines (3 line breaks" in caplog.text and "--quoting none" in caplog.text
+    assert len(read_table(tmp_path / "data.csv", quoting="none")) == 5  # one row per line
+
+
+@pytest.mark.parametrize("matrix", [np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]]), [[1, 0, 1], [0, 1, 0], [1, 1, 0]],
+                                    [np.array([1, 0, 1]), np.array([0, 1, 0]), np.array([1, 1, 0])]])
+def test_a_2d_indicator_matrix_means_multilabel(matrix):
+    examples = load_examples((["x", "y", "z"], matrix), ClassifierConfig())
+    assert examples.multilabel and examples.labels == [(0, 2), (1,), (0, 1)]
+
+
+def test_other_python_labels_keep_their_meaning():
+    assert load_examples((["x", "y"], np.array([3, 5])), ClassifierConfig()).labels == [3, 5]
+    assert load_examples((["x", "y"], np.array([[3], [5]])), ClassifierConfig()).labels == [3, 5]
+    names = load_examples((["x", "y"], [["sport", "tech"], ["food"]]), ClassifierConfig())
+    assert names.multilabel and names.labels == [("sport", "tech"), ("food",)]
+    with pytest.raises(BertclfError, match="0/1 indicator matrix"):
+        load_examples((["x", "y"], np.array([[0, 2], [1, 0]])), ClassifierConfig())
+    with pytest.raises(BertclfError, match="expected a sequence of labels, got NoneType"):
+        load_examples((["x", "y"], None), ClassifierConfig())
+
+
 def test_write_table_is_atomic_and_rejects_unknown_extensions(tmp_path):
     with pytest.raises(BertclfError, match="unsupported output extension"):
         write_table(FRAME, tmp_path / "out.xlsx")

@@ -29,6 +29,7 @@ from bertclf.modeling import (
     load_tokenizer,
     save_model,
     start_at_label_priors,
+    vocabulary_rows,
 )
 from bertclf.thresholds import decide, tune_thresholds
 from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, special_tokens, tokenize
@@ -259,6 +260,10 @@ class TextClassifier:
         classifier.tokenizer_ = load_tokenizer(str(directory))
         classifier.text_encoder_ = classifier._text_encoder()
         model = load_model(directory, config, len(classes))
+        embedding_rows = vocabulary_rows(model)
+        if not embedding_rows / 2 <= len(classifier.tokenizer_) <= embedding_rows:
+            raise BertclfError(f"{directory} is corrupt: its tokenizer has {len(classifier.tokenizer_)} tokens but the "
+                               f"model {embedding_rows} (a tokenizer file is missing or damaged)")
         classifier.model_ = model.to("cuda" if torch.cuda.is_available() else "cpu")
         metrics_path = directory / rundir.METRICS_FILE
         if metrics_path.is_file():

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the heavy modules (torch, transformers, pandas) are importe
 log = logging.getLogger("bertclf")
 
 EXIT_BAD_INPUT = 2
+RUN_DIRECTORY_EXTRA_BYTES = 20 << 20  # a run directory beyond the encoder's weights: tokenizer, head, metrics
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 DEMO_TEXTS = [
     "I was billed twice for the same month, please refund one of the charges",
@@ -174,10 +175,12 @@ def load_for_data(args: argparse.Namespace) -> TextClassifier:
 def run_train(config: ClassifierConfig) -> TextClassifier:
     from bertclf.classifier import TextClassifier
     from bertclf.metrics import format_report
-    from bertclf.rundir import check_output_directory
+    from bertclf.modeling import weights_size
+    from bertclf.rundir import check_free_space, check_output_directory
 
     output = Path(config.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
     check_output_directory(output, config.overwrite)
+    check_free_space(output, (weights_size(config.model) or 0) + RUN_DIRECTORY_EXTRA_BYTES)
     classifier = TextClassifier(config).fit()
     for split in ("val", "test"):
         if split in classifier.metrics_:
@@ -231,8 +234,8 @@ def run_predict(args: argparse.Namespace) -> None:
 
     output = None if args.output == "-" else Path(args.output)
     if output is not None:
-        check_output_extension(output)
         check_output_file(output, args.overwrite)
+        check_output_extension(output)
     classifier = load_for_data(args)
     if args.input == "-":
         frame = pd.DataFrame({"text": read_stdin_texts()})

@@ -254,9 +254,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise BertclfError(f"config file not found: {path}")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise BertclfError(f"config file {path} is not UTF-8 text") from None
     except yaml.YAMLError as error:
         raise BertclfError(f"config file {path} is not valid YAML/JSON: {str(error).splitlines()[0]}") from None
+    except OSError as error:
+        raise BertclfError(f"cannot read config file {path}: {error.strerror or error}") from None
     if not isinstance(values, dict):
         raise BertclfError(f"config file {path} must hold a mapping of option names to values")
     known = {spec.name for spec in dataclasses.fields(ClassifierConfig)}

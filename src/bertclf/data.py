@@ -123,7 +123,7 @@ def _read_delimited(path: Path, separator: str, columns: Sequence[str] | None, q
 def _warn_about_joined_lines(frame: pd.DataFrame, path: Path) -> None:
     """A quoted field may hold line breaks, so several lines make one row; a stray quote makes the same thing happen
     by mistake, merging texts and labels. Either way the user hears how many rows it concerns."""
-    text_columns = [name for name in frame.columns if frame[name].dtype == object]
+    text_columns = [name for name in frame.columns if not pd.api.types.is_numeric_dtype(frame[name])]
     spanning = np.zeros(len(frame), dtype=bool)
     breaks = 0
     for name in text_columns:

@@ -57,7 +57,15 @@ def resolve_model_path(name: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise BertclfError(f"model directory not found: {name}")
+    _announce_hub_lookup(name)
     return name
+
+
+@functools.cache
+def _announce_hub_lookup(name: str) -> None:
+    """Without a network the hub client retries for tens of seconds before failing: say what the wait is."""
+    log.info("model '%s' is not a local directory: fetching it from the Hugging Face Hub (or its local cache); "
+             "without a network this fails after the hub client's retries (HF_HUB_OFFLINE=1 fails at once)", name)
 
 
 @contextlib.contextmanager
@@ -99,6 +107,14 @@ def loading(name: str, what: str) -> Iterator[None]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def weights_size(name: str) -> int | None:
+    """Bytes of a local model's weight files (what a saved run will hold), or ``None`` for a hub id not yet here."""
+    path = Path(resolve_model_path(name))
+    if not path.is_dir():
+        return None
+    return sum(file.stat().st_size for pattern in ("*.safetensors", "*.bin") for file in path.glob(pattern))
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
@@ -327,6 +343,12 @@ def head_parameter_names(model: nn.Module) -> set[str]:
     pooler_prefix = model.base_model_prefix + ".pooler."
     return {name for name, _ in model.named_parameters()
             if not name.startswith(model.base_model_prefix + ".") or name.startswith(pooler_prefix)}
+
+
+def vocabulary_rows(model: nn.Module) -> int:
+    """Rows of the encoder's token embedding: the token ids the model can read."""
+    encoder = model.encoder if isinstance(model, PooledClassifier) else model
+    return encoder.get_input_embeddings().num_embeddings
 
 
 def save_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, directory: Path, max_length: int) -> None:

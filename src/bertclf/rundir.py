@@ -89,6 +89,14 @@ def check_output_directory(path: Path, overwrite: bool) -> None:
     _writable_ancestor(path)
 
 
+def check_free_space(path: Path, needed_bytes: int) -> None:
+    """Fail before training rather than lose the trained model to a full disk at the save."""
+    free = shutil.disk_usage(_writable_ancestor(path)).free
+    if free < needed_bytes:
+        raise BertclfError(f"not enough disk space for {path}: the run needs about {needed_bytes / 2**20:.0f} MB, "
+                           f"{free / 2**20:.0f} MB are free")
+
+
 @contextlib.contextmanager
 def _staged(path: Path, make_staging: Any, move_into_place: Any) -> Iterator[Path]:
     """Create missing parents and a staging entry, yield it, move it into place; undo everything on any failure."""
@@ -133,6 +141,9 @@ def atomic_directory(path: Path) -> contextlib.AbstractContextManager[Path]:
         return staging
 
     def move_into_place(staging: Path) -> None:
+        # Some writers (safetensors among them) create files readable by their owner only; a run is shared.
+        for file in staging.rglob("*"):
+            os.chmod(file, _default_mode("dir" if file.is_dir() else "file"))
         if not path.exists():
             staging.rename(path)
             return

@@ -1,0 +1,103 @@
+"""Atomic writes, the checks before the work, and the reading of a run directory's files."""
+
+import os
+import stat
+
+import pytest
+
+from bertclf.errors import BertclfError, Interrupted
+from bertclf.rundir import (
+    atomic_directory,
+    atomic_file,
+    check_free_space,
+    check_output_directory,
+    check_output_file,
+    read_json,
+    write_json,
+)
+
+
+def entries(folder):
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_a_file_in_the_way_is_one_error_and_nothing_is_left(tmp_path):
+    (tmp_path / "some_file.csv").write_text("x")
+    target = tmp_path / "some_file.csv" / "out.csv"
+    with pytest.raises(BertclfError, match="is a file, not a folder"):
+        check_output_file(target, overwrite=False)
+    with pytest.raises(BertclfError, match=r"cannot write .*out.csv"), atomic_file(target) as staging:
+        staging.write_text("never")
+    assert entries(tmp_path) == ["some_file.csv"]
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("bug"), Interrupted(15), OSError(28, "No space left on device")])
+def test_a_failed_write_leaves_neither_staging_files_nor_new_folders(tmp_path, failure):
+    target = tmp_path / "new" / "deeper" / "out.json"
+    expected = BertclfError if isinstance(failure, OSError) else type(failure)
+    with pytest.raises(expected), atomic_file(target) as staging:
+        staging.write_text("half")
+        raise failure
+    assert entries(tmp_path) == []  # the folders made for the output are gone too
+
+
+def test_an_existing_output_is_kept_until_the_new_one_is_complete(tmp_path):
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "weights").write_text("old")
+    with pytest.raises(Interrupted), atomic_directory(target) as staging:
+        (staging / "weights").write_text("partial")
+        raise Interrupted(2)
+    assert (target / "weights").read_text() == "old" and entries(tmp_path) == ["run"]
+    with atomic_directory(target) as staging:
+        (staging / "weights").write_text("new")
+    assert (target / "weights").read_text() == "new" and entries(tmp_path) == ["run"]
+
+
+def test_outputs_get_the_permissions_of_the_umask_not_owner_only(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        with atomic_directory(tmp_path / "run") as staging:
+            (staging / "model.bin").write_bytes(b"1")
+            os.chmod(staging / "model.bin", 0o600)  # as some writers leave their files
+        write_json(tmp_path / "metrics.json", {"accuracy": 1.0})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "run" / "model.bin").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == 0o644
+
+
+def test_checks_before_the_work_create_nothing(tmp_path):
+    (tmp_path / "exists.csv").write_text("x")
+    with pytest.raises(BertclfError, match="already exists; pass --overwrite"):
+        check_output_file(tmp_path / "exists.csv", overwrite=False)
+    check_output_file(tmp_path / "exists.csv", overwrite=True)
+    with pytest.raises(BertclfError, match="is a directory"):
+        check_output_file(tmp_path, overwrite=True)
+    check_output_directory(tmp_path / "runs" / "r1", overwrite=False)
+    assert entries(tmp_path) == ["exists.csv"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_folder_is_named(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o555)
+    with pytest.raises(BertclfError, match="is not writable"):
+        check_output_file(folder / "out.csv", overwrite=False)
+
+
+def test_a_disk_too_full_for_the_run_is_refused_before_training(tmp_path):
+    with pytest.raises(BertclfError, match="not enough disk space"):
+        check_free_space(tmp_path / "run", needed_bytes=1 << 62)
+    check_free_space(tmp_path / "run", needed_bytes=1)
+
+
+@pytest.mark.parametrize("content", ['{"test": {"accuracy": 0.9', "", "\xff"])
+def test_a_truncated_json_file_is_named(tmp_path, content):
+    path = tmp_path / "metrics.json"
+    path.write_text(content, encoding="latin-1")
+    with pytest.raises(BertclfError, match="metrics.json is corrupt"):
+        read_json(path)
+    with pytest.raises(BertclfError, match="missing labels.json"):
+        read_json(tmp_path / "labels.json")
