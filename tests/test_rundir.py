@@ -97,7 +97,7 @@ def test_a_disk_too_full_for_the_run_is_refused_before_training(tmp_path):
 def test_a_truncated_json_file_is_named(tmp_path, content):
     path = tmp_path / "metrics.json"
     path.write_text(content, encoding="latin-1")
-    with pytest.raises(BertclfError, match="metrics.json is corrupt"):
+    with pytest.raises(BertclfError, match=r"metrics\.json is corrupt"):
         read_json(path)
-    with pytest.raises(BertclfError, match="missing labels.json"):
+    with pytest.raises(BertclfError, match=r"missing labels\.json"):
         read_json(tmp_path / "labels.json")
