@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -102,6 +103,7 @@ def test_demo_runs_on_the_bundled_data(tmp_path, tiny_options, capsys):
     assert code == 0, err
     assert "predictions on new tickets" in out and "model saved to" in out
     assert "classes (5): account, billing, feature_request, shipping, technical" in err
+    assert "- training: 1 epoch, batch size" in (tmp_path / "demo" / "README.md").read_text()
 
 
 def assert_one_line_error(code, err, fragment):
@@ -470,9 +472,12 @@ def test_help_does_not_import_the_heavy_modules():
 # --- faults from outside: signals, closed pipes, bytes on stdin, a full disk (real processes) -------------------
 
 
+def bertclf_command(args):
+    return [sys.executable, "-c", "import sys; from bertclf.cli import main; sys.exit(main())", *map(str, args)]
+
+
 def bertclf_process(args, **options):
-    command = [sys.executable, "-c", "import sys; from bertclf.cli import main; sys.exit(main())", *map(str, args)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
+    return subprocess.Popen(bertclf_command(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
 
 
 def wait_for_line(stream, fragment, timeout=60.0):
@@ -517,7 +522,7 @@ def test_stdin_bytes_that_are_not_utf8_are_one_line(shared_run):
 
 
 def test_a_closed_pipe_ends_quietly(shared_run, tmp_path):
-    make_texts(3000, seed=4).to_csv(tmp_path / "big.csv", index=False)
+    make_texts(6000, seed=4).to_csv(tmp_path / "big.csv", index=False)
     process = bertclf_process(["-q", "predict", shared_run, "--input", tmp_path / "big.csv"])
     assert process.stdout.readline().startswith(b"text,label")
     process.stdout.close()  # as `| head -1` does
@@ -539,3 +544,13 @@ def test_a_full_disk_at_the_save_is_one_line_and_leaves_nothing(tiny_model, tmp_
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("bertclf: error: cannot write") and "File too large" in lines[0]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["train.csv"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_standard_output_is_one_line(shared_run, tmp_path):
+    make_texts(12, seed=4).to_csv(tmp_path / "new.csv", index=False)
+    with open("/dev/full", "w") as full:
+        process = subprocess.run(bertclf_command(["-q", "predict", shared_run, "--input", tmp_path / "new.csv"]),
+                                 stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert process.returncode == 2
+    assert process.stderr.decode().strip() == "bertclf: error: cannot write to standard output: No space left on device"

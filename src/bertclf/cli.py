@@ -34,6 +34,7 @@ log = logging.getLogger("bertclf")
 EXIT_BAD_INPUT = 2
 RUN_DIRECTORY_EXTRA_BYTES = 20 << 20  # a run directory beyond the encoder's weights: tokenizer, head, metrics
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+STDOUT_ROWS = 1000
 DEMO_TEXTS = [
     "I was billed twice for the same month, please refund one of the charges",
     "The app crashes every time I try to export a report to PDF",
@@ -172,6 +173,17 @@ def load_for_data(args: argparse.Namespace) -> TextClassifier:
     return classifier
 
 
+def emit(text: str) -> None:
+    """Write results to standard output, flushed, so that a full disk or a closed pipe surfaces here."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise BertclfError(f"cannot write to standard output: {error.strerror or error}") from None
+
+
 def run_train(config: ClassifierConfig) -> TextClassifier:
     from bertclf.classifier import TextClassifier
     from bertclf.metrics import format_report
@@ -184,18 +196,18 @@ def run_train(config: ClassifierConfig) -> TextClassifier:
     classifier = TextClassifier(config).fit()
     for split in ("val", "test"):
         if split in classifier.metrics_:
-            print(format_report(classifier.metrics_[split], split), end="\n\n")
+            emit(format_report(classifier.metrics_[split], split) + "\n\n")
     saved = classifier.save(output)
-    print(f"model saved to {saved}")
+    emit(f"model saved to {saved}\n")
     return classifier
 
 
 def run_demo(config: ClassifierConfig) -> None:
     classifier = run_train(config)
     probabilities = classifier.predict_proba(DEMO_TEXTS)
-    print("\npredictions on new tickets:")
+    emit("\npredictions on new tickets:\n")
     for text, row in zip(DEMO_TEXTS, probabilities, strict=True):
-        print(f"  {classifier.classes_[row.argmax()]:<16} {row.max():.2f}  {text}")
+        emit(f"  {classifier.classes_[row.argmax()]:<16} {row.max():.2f}  {text}\n")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -206,7 +218,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
         check_output_file(Path(args.output), args.overwrite)
     classifier = load_for_data(args)
     metrics = classifier.evaluate(args.data)
-    print(format_report(metrics, Path(args.data).name))
+    emit(format_report(metrics, Path(args.data).name) + "\n")
     if args.output:
         write_json(Path(args.output), metrics)
 
@@ -257,7 +269,8 @@ def run_predict(args: argparse.Namespace) -> None:
     for position, label in enumerate(classifier.classes_):
         result[f"proba_{label}"] = probabilities[:, position]
     if output is None:
-        result.to_csv(sys.stdout, index=False)
+        for start in range(0, len(result), STDOUT_ROWS):  # in parts: a reader that stops early stops us early
+            emit(result.iloc[start:start + STDOUT_ROWS].to_csv(index=False, header=start == 0))
     else:
         write_table(result, output)
         log.info("wrote %d predictions to %s", len(result), output)
@@ -330,12 +343,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_evaluate(args)
             else:
                 run_predict(args)
-            sys.stdout.flush()
+            emit("")
         except BertclfError as error:
             print(f"bertclf: error: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except BrokenPipeError:
             return _quiet_broken_pipe()
+        except OSError as error:  # the file system refused something no check could foresee (a race, a quota)
+            where = f" ({error.filename})" if error.filename else ""
+            print(f"bertclf: error: {error.strerror or error}{where}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         except KeyboardInterrupt as interrupt:
             number = interrupt.signal_number if isinstance(interrupt, Interrupted) else signal.SIGINT
             print(f"bertclf: interrupted ({signal.Signals(number).name})", file=sys.stderr)
