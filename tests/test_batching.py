@@ -5,8 +5,6 @@ from bertclf.batching import (
     EncodedTexts,
     LengthBucketSampler,
     PadBatch,
-    inference_loader,
-    sorted_batches,
     split_batch,
 )
 
@@ -45,14 +43,6 @@ def test_order_is_reproducible_from_the_seed_and_changes_between_epochs():
     assert epoch_one == list(second)
     assert list(first) != epoch_one
     assert list(LengthBucketSampler(lengths, 16, seed=4)) != epoch_one
-
-
-def test_inference_batches_are_sorted_longest_first():
-    lengths = [3, 9, 1, 7, 5]
-    assert sorted_batches(lengths, 2) == [[1, 3], [4, 0], [2]]
-    loader, order = inference_loader(EncodedTexts([[1] * n for n in lengths]), 2, pad_token_id=0)
-    assert order.tolist() == [1, 3, 4, 0, 2]
-    assert [batch["input_ids"].shape[1] for batch in loader] == [9, 5, 1]
 
 
 def test_padding_and_attention_mask():

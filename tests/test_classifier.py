@@ -27,7 +27,8 @@ def test_fit_learns_generated_topics_and_records_metrics(fitted):
 
 
 def test_predict_and_predict_proba_agree_and_keep_input_order(fitted):
-    texts = ["the goal in the match", "a new computer chip with software and data on the network", "bread soup"]
+    texts = ["the team scored a goal in the league match", "a new computer chip with software and data on the network",
+             "bread soup"]
     probabilities = fitted.predict_proba(texts)
     assert probabilities.shape == (3, 3)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)

@@ -3,8 +3,9 @@ import torch
 
 from bertclf.batching import EncodedTexts, PadBatch, split_batch
 from bertclf.config import ClassifierConfig
+from bertclf.inference import Predictor, TorchRuntime
 from bertclf.modeling import build_model
-from bertclf.trainer import class_weights, is_better, loss_function, parameter_groups, predict_logits, train
+from bertclf.trainer import class_weights, is_better, loss_function, parameter_groups, train
 
 
 def test_parameter_groups_split_head_rate_and_decay(tiny_model):
@@ -44,7 +45,7 @@ def toy_set(count=64, seed=0):
 
 
 def accuracy_of(model, dataset):
-    logits = predict_logits(model, dataset, batch_size=16, pad_token_id=0)
+    logits = Predictor(TorchRuntime(model), pad_token_id=0, batch_size=16).logits(dataset.token_ids)
     return float((logits.argmax(1) == dataset.labels).mean())
 
 
@@ -93,15 +94,6 @@ def test_gradient_accumulation_counts_optimizer_steps(tiny_model):
                           loss_fn=torch.nn.functional.cross_entropy,
                           evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0})
     assert [entry["step"] for entry in result.history] == [2, 4]
-
-
-def test_predictions_come_back_in_input_order(tiny_model):
-    model = build_model(ClassifierConfig(model=tiny_model), [0, 1]).eval()
-    dataset = toy_set(37)
-    batched = predict_logits(model, dataset, batch_size=5, pad_token_id=0)
-    with torch.no_grad():
-        one_by_one = np.concatenate([model(input_ids=torch.tensor([ids])).logits.numpy() for ids in dataset.token_ids])
-    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
 
 
 def test_class_weights_from_label_frequencies():

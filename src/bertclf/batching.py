@@ -2,8 +2,8 @@
 
 Padding is dynamic (each batch is padded to its own longest text), so the compute spent on a batch
 follows the lengths of the texts in it. Training draws a fresh random permutation every epoch, cuts it
-into pools of many batches, sorts each pool by length and shuffles the resulting batches. Inference
-sorts everything by length; callers put the results back in input order with ``order``.
+into pools of many batches, sorts each pool by length and shuffles the resulting batches. Inference batches
+(sorted by length) are made by :mod:`bertclf.inference`.
 """
 
 from __future__ import annotations
@@ -71,13 +71,9 @@ class PadBatch:
         return batch
 
 
-def split_batch(batch: dict[str, torch.Tensor], max_windows: int) -> list[dict[str, torch.Tensor]]:
-    """A batch of chunked texts cut, between texts, into parts of at most ``max_windows`` windows (a text with
-    more windows is a part of its own), so that memory stays bounded whatever the texts' lengths. Other
-    batches come back whole."""
-    if "chunk_counts" not in batch:
-        return [batch]
-    counts = batch["chunk_counts"].tolist()
+def window_parts(counts: Sequence[int], max_windows: int) -> list[tuple[int, int]]:
+    """Ranges of consecutive texts holding at most ``max_windows`` windows (a text with more is a part of its own),
+    so that the encoder never sees more than a batch of windows at once, whatever the texts' lengths."""
     parts, start, windows = [], 0, 0
     for index, count in enumerate(counts):
         if index > start and windows + count > max_windows:
@@ -85,6 +81,14 @@ def split_batch(batch: dict[str, torch.Tensor], max_windows: int) -> list[dict[s
             start, windows = index, 0
         windows += count
     parts.append((start, len(counts)))
+    return parts
+
+
+def split_batch(batch: dict[str, torch.Tensor], max_windows: int) -> list[dict[str, torch.Tensor]]:
+    """A batch of chunked texts cut, between texts, into :func:`window_parts`. Other batches come back whole."""
+    if "chunk_counts" not in batch:
+        return [batch]
+    counts = batch["chunk_counts"].tolist()
     offsets = [0, *itertools.accumulate(counts)]
     return [
         {
@@ -93,7 +97,7 @@ def split_batch(batch: dict[str, torch.Tensor], max_windows: int) -> list[dict[s
             "chunk_counts": batch["chunk_counts"][first:last],
             **({"labels": batch["labels"][first:last]} if "labels" in batch else {}),
         }
-        for first, last in parts
+        for first, last in window_parts(counts, max_windows)
     ]
 
 
@@ -120,19 +124,6 @@ class LengthBucketSampler(Sampler[list[int]]):
             yield batches[position]
 
 
-def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Index batches over texts sorted longest first (an out-of-memory error shows up at once, not at the end)."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-
-
 def train_loader(dataset: EncodedTexts, batch_size: int, seed: int, pad_token_id: int) -> DataLoader:
     sampler = LengthBucketSampler(dataset.lengths, batch_size, seed)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadBatch(pad_token_id))
-
-
-def inference_loader(dataset: EncodedTexts, batch_size: int, pad_token_id: int) -> tuple[DataLoader, np.ndarray]:
-    """A loader over length-sorted batches and the input positions in the order it yields them."""
-    batches = sorted_batches(dataset.lengths, batch_size)
-    order = np.fromiter((index for batch in batches for index in batch), dtype=np.int64, count=len(dataset))
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=PadBatch(pad_token_id)), order

@@ -19,6 +19,17 @@ from bertclf.batching import EncodedTexts
 from bertclf.config import TASK_METRICS, ClassifierConfig
 from bertclf.data import DataSource, encode_labels, join_texts, load_examples, make_splits, training_classes
 from bertclf.errors import BertclfError
+from bertclf.inference import (
+    RUNTIMES,
+    Predictor,
+    Runtime,
+    TorchRuntime,
+    export_runtime,
+    model_runtime,
+    read_export_info,
+    resolve_precision,
+    resolve_runtime,
+)
 from bertclf.metrics import classification_metrics, multilabel_metrics
 from bertclf.model_card import write_model_card
 from bertclf.modeling import (
@@ -31,9 +42,9 @@ from bertclf.modeling import (
     start_at_label_priors,
     vocabulary_rows,
 )
-from bertclf.thresholds import decide, tune_thresholds
+from bertclf.thresholds import tune_thresholds
 from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, special_tokens, tokenize
-from bertclf.trainer import TrainResult, class_weights, loss_function, predict_logits, resolve_precision
+from bertclf.trainer import TrainResult, class_weights, loss_function
 
 log = logging.getLogger("bertclf")
 
@@ -52,7 +63,8 @@ class TextClassifier:
         self.thresholds_: np.ndarray | None = None  # multilabel: one decision threshold per class
         self.max_length_: int | None = None
         self.text_encoder_: Encoder | None = None  # texts to token ids under the long-text strategy
-        self.model_: torch.nn.Module | None = None
+        self.model_: torch.nn.Module | None = None  # the PyTorch network (None when loaded from an ONNX export)
+        self.runtime_: Runtime | None = None  # what runs it: see bertclf.inference
         self.tokenizer_ = None
         self.metrics_: dict[str, Any] = {}
         self.train_result_: TrainResult | None = None
@@ -98,16 +110,20 @@ class TextClassifier:
             log.info("chunks: %.2f windows of %d tokens per training text on average (at most %d)",
                      np.mean(windows_per_text), max_length, config.max_chunks)
         val_set = EncodedTexts(self._encode(splits.val.texts), val_labels)
+        precision = resolve_precision(config.mixed_precision)
         with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute only it
             model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
                                           loss_fn=loss_function(task == "multilabel", weights),
-                                          evaluate=lambda candidate: self._score(candidate, val_set, tune=True))
+                                          evaluate=lambda candidate: self._score(TorchRuntime(candidate, precision),
+                                                                                 val_set, tune=True))
         self.model_, self.train_result_ = model, result
+        self.runtime_ = TorchRuntime(model, resolve_precision(config.mixed_precision))
         if task == "multilabel":  # the thresholds tuned at the best evaluation serve from now on
             self.thresholds_ = np.array(list(result.best_metrics["thresholds"].values()))
         self.metrics_ = {"val": result.best_metrics}
         if splits.test is not None:
-            self.metrics_["test"] = self._score(model, EncodedTexts(self._encode(splits.test.texts), test_labels))
+            self.metrics_["test"] = self._score(self.runtime_, EncodedTexts(self._encode(splits.test.texts),
+                                                                            test_labels))
         self.metrics_["training"] = {
             "best_step": result.best_step, "stopped_early": result.stopped_early,
             "train_seconds": round(result.train_seconds, 2), "train_samples": result.train_samples,
@@ -132,7 +148,7 @@ class TextClassifier:
 
     # --- inference ----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
-        if self.model_ is None:
+        if self.runtime_ is None:
             raise BertclfError("this TextClassifier is not fitted yet: call fit() or TextClassifier.load()")
 
     def _text_encoder(self) -> Encoder:
@@ -143,11 +159,12 @@ class TextClassifier:
     def _encode(self, texts: Sequence[str]) -> list:
         return self.text_encoder_(texts)
 
-    def _probabilities(self, model: torch.nn.Module, dataset: EncodedTexts) -> np.ndarray:
-        logits = torch.from_numpy(predict_logits(model, dataset, batch_size=self.config.eval_batch_size,
-                                                 pad_token_id=self.tokenizer_.pad_token_id,
-                                                 precision=resolve_precision(self.config.mixed_precision)))
-        return (torch.sigmoid(logits) if self.task_ == "multilabel" else torch.softmax(logits, dim=-1)).numpy()
+    def _predictor(self, runtime: Runtime | None = None) -> Predictor:
+        """The predictor of the current settings (batch size, thresholds and minimum labels may change after
+        loading), on this classifier's runtime or another one."""
+        return Predictor(runtime or self.runtime_, self.tokenizer_.pad_token_id, self.config.eval_batch_size,
+                         multilabel=self.task_ == "multilabel", thresholds=self._decision_thresholds(),
+                         min_labels=self.config.min_labels)
 
     def _decision_thresholds(self) -> np.ndarray:
         """Multilabel thresholds in force: ``config.threshold`` when set, else those tuned on validation data."""
@@ -155,10 +172,10 @@ class TextClassifier:
             return np.full(len(self.classes_), self.config.threshold)
         return self.thresholds_
 
-    def _score(self, model: torch.nn.Module, dataset: EncodedTexts, tune: bool = False) -> dict[str, Any]:
+    def _score(self, runtime: Runtime, dataset: EncodedTexts, tune: bool = False) -> dict[str, Any]:
         """Scores on a labelled set; with ``tune`` (validation during training) the multilabel thresholds are
         first tuned on this very set, as they will be for the model that is kept."""
-        probabilities = self._probabilities(model, dataset)
+        probabilities = self._predictor(runtime).predict_proba(dataset.token_ids)
         if self.task_ != "multilabel":
             return classification_metrics(dataset.labels, probabilities, self.classes_)
         thresholds = self._decision_thresholds()
@@ -191,7 +208,7 @@ class TextClassifier:
         if empty:
             log.warning("warning: %d of %d texts are empty; their predictions are only the classes' prior", empty,
                         len(texts))
-        return self._probabilities(self.model_, EncodedTexts(self._encode(texts)))
+        return self._predictor().predict_proba(self._encode(texts))
 
     def predict(self, data: Sequence[str] | pd.DataFrame) -> list[Any]:
         """Per text, in input order: the most probable class, or for multilabel a tuple of the labels whose
@@ -200,9 +217,9 @@ class TextClassifier:
 
     def labels_from_probabilities(self, probabilities: np.ndarray) -> list[Any]:
         """The decisions :meth:`predict` makes, from rows of :meth:`predict_proba`."""
+        decisions = self._predictor().decisions(probabilities)
         if self.task_ != "multilabel":
-            return [self.classes_[i] for i in probabilities.argmax(axis=1)]
-        decisions = decide(probabilities, self._decision_thresholds(), self.config.min_labels)
+            return [self.classes_[i] for i in decisions]
         return [tuple(self.classes_[i] for i in np.flatnonzero(row)) for row in decisions]
 
     def evaluate(self, data: DataSource) -> dict[str, Any]:
@@ -210,34 +227,56 @@ class TextClassifier:
         self._check_fitted()
         examples = load_examples(data, dataclasses.replace(self.config, task=self.task_))
         labels = encode_labels(examples, self.classes_)
-        return self._score(self.model_, EncodedTexts(self._encode(examples.texts), labels))
+        return self._score(self.runtime_, EncodedTexts(self._encode(examples.texts), labels))
 
     # --- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool | None = None) -> Path:
         """Write the run directory atomically: a failure leaves no half-written directory behind."""
         self._check_fitted()
+        if self.model_ is None:
+            raise BertclfError(f"this classifier runs on {self.runtime_.name} without its PyTorch weights; load it "
+                               "with runtime='torch' to save it")
         target = Path(path)
         overwrite = self.config.overwrite if overwrite is None else overwrite
         rundir.check_output_directory(target, overwrite)
         with rundir.atomic_directory(target) as staging:
             save_model(self.model_, self.tokenizer_, staging, self.max_length_)
-            resolved = dataclasses.replace(self.config, max_length=self.max_length_, task=self.task_)
-            resolved.save(staging / rundir.CONFIG_FILE)
-            (staging / rundir.LABELS_FILE).write_text(json.dumps({"classes": self.classes_}, ensure_ascii=False,
-                                                                 indent=2))
-            if self.thresholds_ is not None:
-                thresholds = dict(zip(map(str, self.classes_), self.thresholds_.tolist(), strict=True))
-                (staging / rundir.THRESHOLDS_FILE).write_text(json.dumps(
-                    {"strategy": self.config.threshold_strategy, "thresholds": thresholds}, ensure_ascii=False,
-                    indent=2))
-            if self.metrics_:
-                (staging / rundir.METRICS_FILE).write_text(json.dumps(self.metrics_, ensure_ascii=False, indent=2))
-            write_model_card(staging, target.name, resolved, self.classes_, self.metrics_, __version__)
+            self.write_description(staging, target.name)
         return target
 
+    def write_description(self, directory: Path, name: str, export: dict[str, Any] | None = None) -> None:
+        """Everything but the network: resolved options, classes, thresholds, scores and the model card."""
+        resolved = dataclasses.replace(self.config, max_length=self.max_length_, task=self.task_)
+        resolved.save(directory / rundir.CONFIG_FILE)
+        (directory / rundir.LABELS_FILE).write_text(json.dumps({"classes": self.classes_}, ensure_ascii=False,
+                                                               indent=2))
+        if self.thresholds_ is not None:
+            thresholds = dict(zip(map(str, self.classes_), self.thresholds_.tolist(), strict=True))
+            (directory / rundir.THRESHOLDS_FILE).write_text(json.dumps(
+                {"strategy": self.config.threshold_strategy, "thresholds": thresholds}, ensure_ascii=False, indent=2))
+        if self.metrics_:
+            (directory / rundir.METRICS_FILE).write_text(json.dumps(self.metrics_, ensure_ascii=False, indent=2))
+        write_model_card(directory, name, resolved, self.classes_, self.metrics_, __version__, export)
+
+    def export(self, path: str | Path, quantize: str | None = None, check_data: DataSource | None = None,
+               overwrite: bool = False) -> dict[str, Any]:
+        """Write an ONNX export (see :mod:`bertclf.exporters`) after checking it against this model; returns the
+        check's figures."""
+        from bertclf.exporters import export_classifier
+
+        self._check_fitted()
+        if self.model_ is None:
+            raise BertclfError(f"this classifier runs on {self.runtime_.name} without its PyTorch weights; export "
+                               "from its run directory")
+        return export_classifier(self, Path(path), quantize, check_data, overwrite)
+
     @classmethod
-    def load(cls, path: str | Path) -> TextClassifier:
-        """A fitted classifier from a run directory written by :meth:`save`."""
+    def load(cls, path: str | Path, runtime: str = "auto", threads: int | None = None) -> TextClassifier:
+        """A fitted classifier from a run directory written by :meth:`save` or an export directory, run by
+        ``runtime`` (one of ``bertclf.inference.RUNTIMES``; 'auto' is what the directory holds) on ``threads``
+        CPU threads (default: the library's own choice)."""
+        if runtime not in RUNTIMES:
+            raise BertclfError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
         directory = Path(path)
         if not directory.is_dir():
             raise BertclfError(f"model directory not found: {directory}")
@@ -259,12 +298,19 @@ class TextClassifier:
             classifier.thresholds_ = read_thresholds(directory / rundir.THRESHOLDS_FILE, classes)
         classifier.tokenizer_ = load_tokenizer(str(directory))
         classifier.text_encoder_ = classifier._text_encoder()
-        model = load_model(directory, config, len(classes))
-        embedding_rows = vocabulary_rows(model)
-        if not embedding_rows / 2 <= len(classifier.tokenizer_) <= embedding_rows:
+        name = resolve_runtime(directory, runtime)
+        export = read_export_info(directory)
+        if export is not None:
+            rows = export.get("vocabulary_rows")
+            classifier.runtime_ = export_runtime(directory, export, name, threads)
+        else:
+            model = load_model(directory, config, len(classes))
+            rows = vocabulary_rows(model)
+            classifier.runtime_ = model_runtime(model, name, config.mixed_precision, threads)
+            classifier.model_ = model if name == "torch" else None
+        if not isinstance(rows, int) or not rows / 2 <= len(classifier.tokenizer_) <= rows:
             raise BertclfError(f"{directory} is corrupt: its tokenizer has {len(classifier.tokenizer_)} tokens but the "
-                               f"model {embedding_rows} (a tokenizer file is missing or damaged)")
-        classifier.model_ = model.to("cuda" if torch.cuda.is_available() else "cpu")
+                               f"model {rows} (a tokenizer file is missing or damaged)")
         metrics_path = directory / rundir.METRICS_FILE
         if metrics_path.is_file():
             classifier.metrics_ = rundir.read_json(metrics_path)

@@ -13,7 +13,8 @@ from bertclf.rundir import MODEL_CARD_FILE
 
 
 def write_model_card(directory: Path, name: str, config: ClassifierConfig, classes: Sequence[Any],
-                     metrics: dict[str, Any], version: str) -> None:
+                     metrics: dict[str, Any], version: str, export: dict[str, Any] | None = None) -> None:
+    """``export``: the export's description (format, quantization, self-check), for an export directory."""
     lines = [
         "# Text classifier trained with bertclf",
         "",
@@ -41,6 +42,15 @@ def write_model_card(directory: Path, name: str, config: ClassifierConfig, class
                   f"(`thresholds.json`, strategy `{config.threshold_strategy}`, tuned on the validation data).", ""]
     lines += ["## Use", "", "```python", "from bertclf import TextClassifier",
               f"clf = TextClassifier.load(\"{name}\")", "clf.predict([\"some text\"])", "```", ""]
+    if export is not None:
+        check = export["check"]
+        precision = "int8" if export.get("quantize") else "fp32"
+        lines += [f"This directory is an ONNX export ({precision}) for ONNX Runtime, without PyTorch weights "
+                  "(`pip install 'bertclf[onnx]'`). Checked against the PyTorch model on "
+                  f"{check['texts']} texts: labels agree on {100 * check['agreement']:.2f}%, probabilities differ by "
+                  f"at most {check['max_probability_difference']:.2g}.", ""]
+        (directory / MODEL_CARD_FILE).write_text("\n".join(lines))
+        return
     if uses_native_head(config) and config.long_text != "head":
         lines += [f"This directory is a standard `transformers` checkpoint, but it was trained on the "
                   f"`{config.long_text}` of long texts, which `transformers.pipeline` does not reproduce (it keeps the "

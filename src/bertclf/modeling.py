@@ -210,11 +210,20 @@ class PooledClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, chunk_counts: torch.Tensor | None = None,
                 **_: Any) -> SequenceClassifierOutput:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled = hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, attention_mask)
+        pooled = self.row_vectors(input_ids, attention_mask)
         if self.chunk_pooling is not None:
-            pooled = self.chunk_pooling(*group_windows(pooled, chunk_counts))
+            return SequenceClassifierOutput(logits=self.document_logits(*group_windows(pooled, chunk_counts)))
         return SequenceClassifierOutput(logits=self.head(pooled))
+
+    def row_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """One vector per row (a text, or a window of a chunked text)."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, attention_mask)
+
+    def document_logits(self, windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Chunked texts: logits from each text's window vectors (texts x most windows x hidden) and their mask.
+        Inference runs this apart from the encoder, so exported graphs need no data-dependent grouping."""
+        return self.head(self.chunk_pooling(windows, mask))
 
 
 # Architectures whose own sequence-classification head reads the first token's last hidden state only.
@@ -355,6 +364,10 @@ def save_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, directory: 
     """Write the weights and tokenizer; the tokenizer's maximum is the trained one, so pipelines cut alike."""
     with quiet_transformers():
         _save_weights(model, directory)
+    save_tokenizer(tokenizer, directory, max_length)
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: Path, max_length: int) -> None:
     tokenizer.model_max_length = max_length
     tokenizer.save_pretrained(directory)
 

@@ -25,6 +25,11 @@ METRICS_FILE = "metrics.json"
 THRESHOLDS_FILE = "thresholds.json"
 MODEL_CARD_FILE = "README.md"
 HEAD_WEIGHTS = "head.safetensors"
+EXPORT_FILE = "export.json"  # present in an export directory only: its format, quantization and self-check
+ONNX_GRAPH = "model.onnx"  # texts (or windows of chunked texts) to logits (or window vectors)
+ONNX_DOCUMENT_HEAD = "document_head.onnx"  # chunked texts: window vectors to logits
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
+                   "merges.txt", "sentencepiece.bpe.model", "spiece.model")
 
 
 def _write_errors() -> tuple[type[BaseException], ...]:
@@ -163,6 +168,21 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, payload: Any) -> None:
     write_text(path, json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+def onnx_graphs(directory: Path, export: dict[str, Any]) -> tuple[Path, Path | None]:
+    """The graph files an export directory must hold."""
+    graph = directory / ONNX_GRAPH
+    head = directory / ONNX_DOCUMENT_HEAD if export.get("chunked") else None
+    for path in (graph, head):
+        if path is not None and not path.is_file():
+            raise BertclfError(f"{directory} is not a complete export (missing {path.name})")
+    return graph, head
+
+
+def write_json_into(path: Path, payload: Any) -> None:
+    """A JSON file inside a staging directory (which is itself renamed into place as a whole)."""
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 def read_json(path: Path) -> Any:

@@ -9,11 +9,8 @@ early when the validation metric stalls.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +23,10 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from bertclf.batching import EncodedTexts, inference_loader, split_batch, train_loader
+from bertclf.batching import EncodedTexts, split_batch, train_loader
 from bertclf.config import ClassifierConfig
-from bertclf.modeling import first_token_last_layer, head_parameter_names
+from bertclf.inference import keep_freed_memory, resolve_precision
+from bertclf.modeling import head_parameter_names
 
 log = logging.getLogger("bertclf")
 
@@ -97,41 +95,6 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
-
-
-HEAP_LIMIT = 32 << 20  # bytes: glibc's largest dynamic mmap threshold; bigger tensors are mapped and unmapped
-
-
-@functools.cache
-def keep_freed_memory() -> None:
-    """On glibc, serve activation-sized tensors from the heap and keep freed memory for the next step (CPU only).
-
-    By default glibc maps every allocation above a threshold (128 KB, rising to at most 32 MB) afresh and
-    unmaps it on free, so each step faults its activation memory in again, page by page, in the kernel.
-    Measured on 2 CPU cores with the default model, a training step at 256 tokens ran 1.6x faster with the heap
-    serving every allocation (at 512 tokens 1.8x). Allocations above ``HEAP_LIMIT`` still get their own mapping:
-    with none at all, the varying batch shapes of BBC News at 512 tokens fragmented the heap until the process
-    held 24 GB and was killed, where with the large tensors mapped the whole run peaked at 14.4 GB. The setting
-    is process-wide.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # another C library (e.g. musl): leave it alone
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameter numbers from glibc's malloc.h
-    libc.mallopt(m_mmap_threshold, HEAP_LIMIT)
-    libc.mallopt(m_trim_threshold, 1 << 30)
-
-
-def resolve_precision(setting: str) -> str:
-    """'auto' means bf16 on a GPU that has it, fp16 on an older GPU, full precision on the CPU."""
-    if setting != "auto":
-        return setting
-    if not torch.cuda.is_available():
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def class_weights(labels: np.ndarray, num_classes: int, scheme: str) -> torch.Tensor | None:
@@ -291,28 +254,3 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: value for name, value in metrics.items() if isinstance(value, (int, float))}
-
-
-def predict_logits(model: nn.Module, dataset: EncodedTexts, *, batch_size: int, pad_token_id: int,
-                   precision: str = "no") -> np.ndarray:
-    """Logits for every text, computed over length-sorted batches and returned in input order."""
-    device = next(model.parameters()).device
-    if device.type == "cpu":
-        keep_freed_memory()
-    loader, order = inference_loader(dataset, batch_size, pad_token_id)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    was_training = model.training
-    model.eval()
-    chunks = []
-    with torch.inference_mode(), autocast, first_token_last_layer(model):
-        for batch in loader:
-            batch.pop("labels", None)
-            for part in split_batch(batch, batch_size):  # chunked texts: at most batch_size windows at once
-                part = {name: tensor.to(device, non_blocking=True) for name, tensor in part.items()}
-                chunks.append(model(**part).logits.float())
-    model.train(was_training)
-    logits = torch.cat(chunks).cpu().numpy()
-    in_input_order = np.empty_like(logits)
-    in_input_order[order] = logits
-    return in_input_order

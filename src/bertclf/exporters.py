@@ -1,0 +1,242 @@
+"""Exports: a trained network as ONNX graphs (fp32 or int8) that ONNX Runtime serves without PyTorch weights.
+
+The encoder graph takes padded ``input_ids`` and ``attention_mask`` (batch and sequence axes dynamic) and returns
+logits, or for chunked texts one vector per window; chunked texts get a second small graph, ``windows`` and
+``mask`` to logits, so that grouping windows into documents (which depends on the data) stays outside both.
+The encoder is exported with eager attention, whose pattern ONNX Runtime's transformer optimizer fuses into
+its own attention kernels; int8 is ONNX Runtime's dynamic quantization of the weights of matrix products.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bertclf import rundir
+from bertclf.errors import BertclfError
+from bertclf.inference import import_onnxruntime
+
+log = logging.getLogger("bertclf")
+
+OPSET = 17
+DYNAMIC_ROWS = {0: "rows", 1: "tokens"}
+
+
+class _RowsGraph(nn.Module):
+    """What the encoder graph computes: logits per text, or a vector per window of a chunked text."""
+
+    def __init__(self, model: nn.Module, chunked: bool):
+        super().__init__()
+        self.model, self.chunked = model, chunked
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.chunked:
+            return self.model.row_vectors(input_ids, attention_mask)
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+class _DocumentHeadGraph(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model.document_logits(windows, mask)
+
+
+def _encoder_config(model: nn.Module) -> Any:
+    from bertclf.modeling import PooledClassifier
+
+    return (model.encoder if isinstance(model, PooledClassifier) else model).config
+
+
+@contextlib.contextmanager
+def _eager_attention(model: nn.Module):
+    """Eager attention while exporting: its MatMul/Softmax pattern is the one ONNX Runtime fuses."""
+    config = _encoder_config(model)
+    previous = config._attn_implementation
+    setter = getattr(model, "set_attn_implementation", None) or model.encoder.set_attn_implementation
+    setter("eager")
+    try:
+        yield
+    finally:
+        setter(previous)
+
+
+def _export(module: nn.Module, inputs: tuple[torch.Tensor, ...], names: list[str], axes: dict, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(module, inputs, str(path), input_names=names, output_names=["output"],
+                          dynamic_axes={**axes, "output": {0: "rows"}}, opset_version=OPSET, dynamo=False)
+
+
+def _optimize(path: Path, config: Any) -> dict[str, int]:
+    """ONNX Runtime's transformer optimizer, in place; returns the fused operators it produced."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(None):
+        warnings.simplefilter("ignore")
+        logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+        optimized = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                                   hidden_size=config.hidden_size)
+        optimized.save_model_to_file(str(path))
+    return {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
+
+
+def quantize_graph(source: Path, target: Path) -> None:
+    """Int8 weights for the graph's matrix products; activations are quantized on the fly."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+        # Fused operators come from ONNX Runtime's own domain, whose outputs shape inference cannot type: float.
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+
+
+def quantize_graphs(graph: Path, head: Path | None, folder: Path) -> tuple[Path, Path | None]:
+    """Int8 copies of an export's graphs in ``folder``."""
+    quantized = folder / rundir.ONNX_GRAPH
+    quantize_graph(graph, quantized)
+    return quantized, head  # the document head is a few small products: int8 would cost accuracy for nothing
+
+
+def export_graphs(model: nn.Module, folder: Path, quantize: bool = False) -> tuple[Path, Path | None, dict[str, Any]]:
+    """Write the model's ONNX graphs into ``folder``; returns their paths and what the optimizer fused."""
+    import_onnxruntime()
+    from bertclf.modeling import PooledClassifier, first_token_last_layer
+
+    model = model.cpu().eval()
+    chunked = isinstance(model, PooledClassifier) and model.chunk_pooling is not None
+    config = _encoder_config(model)
+    graph = folder / rundir.ONNX_GRAPH
+    sample_ids = torch.full((2, 8), 100, dtype=torch.long)
+    sample_mask = torch.ones_like(sample_ids)
+    sample_mask[1, 5:] = 0
+    with _eager_attention(model), first_token_last_layer(model), torch.no_grad():
+        _export(_RowsGraph(model, chunked), (sample_ids, sample_mask), ["input_ids", "attention_mask"],
+                {"input_ids": DYNAMIC_ROWS, "attention_mask": DYNAMIC_ROWS}, graph)
+    try:
+        fused = _optimize(graph, config)
+    except Exception as error:  # an architecture the optimizer does not know: the plain graph still runs
+        log.warning("warning: ONNX Runtime's optimizer could not fuse this model (%s); exported unfused",
+                    str(error).splitlines()[0] if str(error) else type(error).__name__)
+        fused = {}
+    head = None
+    if chunked:
+        head = folder / rundir.ONNX_DOCUMENT_HEAD
+        windows = torch.zeros((2, 3, config.hidden_size))
+        mask = torch.tensor([[True, True, True], [True, False, False]])
+        with torch.no_grad():
+            _export(_DocumentHeadGraph(model), (windows, mask), ["windows", "mask"],
+                    {"windows": {0: "rows", 1: "windows"}, "mask": {0: "rows", 1: "windows"}}, head)
+    if quantize:
+        fp32 = graph.with_name("model.fp32.onnx")
+        graph.rename(fp32)
+        quantize_graph(fp32, graph)
+        fp32.unlink()
+    return graph, head, {"fused_operators": fused, "chunked": chunked}
+
+
+def describe_fusion(fused: dict[str, int], layers: int) -> str:
+    attention = fused.get("Attention", 0) + fused.get("MultiHeadAttention", 0)
+    parts = ", ".join(f"{name} {count}" for name, count in sorted(fused.items())) or "nothing"
+    return f"fused {parts} (attention in {attention} of {layers} layers)"
+
+
+def raise_if_unavailable() -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise BertclfError("exporting needs onnx and onnxruntime: pip install 'bertclf[onnx]'") from None
+    import_onnxruntime()
+
+
+def check_examples(classifier: Any, check_data: Any) -> tuple[list[str], Any]:
+    """Texts (and labels where there are any) to compare the export with PyTorch on: ``check_data``, or the run's
+    validation texts, rebuilt from its data files and seed exactly as training split them."""
+    import dataclasses
+
+    from bertclf.data import as_frame, encode_labels, load_examples, make_splits
+
+    config = dataclasses.replace(classifier.config, task=classifier.task_)
+    if check_data is None:
+        if config.train is None or not Path(config.train).exists():
+            raise BertclfError(f"the run's training data ({config.train}) is not here to rebuild its validation texts; "
+                               "pass --check-data FILE")
+        examples = make_splits(config, config.train, config.val, config.test).val
+    else:
+        frame, name = as_frame(check_data, config)
+        label_columns = config.label_columns or [config.label_column]
+        labelled = all(column in frame.columns for column in label_columns)
+        examples = load_examples(frame, config, labelled=labelled)
+        examples.name = name
+    labels = encode_labels(examples, classifier.classes_) if examples.labels is not None else None
+    return examples.texts, labels
+
+
+def compare(classifier: Any, runtime: Any, texts: list[str], labels: Any) -> dict[str, Any]:
+    """How the export's predictions differ from PyTorch's on the same texts."""
+    import numpy as np
+
+    from bertclf.batching import EncodedTexts
+    from bertclf.inference import TorchRuntime, resolve_precision
+
+    token_ids = classifier._encode(texts)
+    reference = TorchRuntime(classifier.model_, resolve_precision(classifier.config.mixed_precision))
+    torch_probabilities = classifier._predictor(reference).predict_proba(token_ids)
+    export_probabilities = classifier._predictor(runtime).predict_proba(token_ids)
+    decide = classifier._predictor(runtime).decisions
+    torch_labels, export_labels = decide(torch_probabilities), decide(export_probabilities)
+    same = (torch_labels == export_labels).all(axis=1) if torch_labels.ndim == 2 else torch_labels == export_labels
+    result = {"texts": len(texts), "agreement": float(same.mean()),
+              "max_probability_difference": float(np.abs(torch_probabilities - export_probabilities).max())}
+    if labels is not None:
+        metric = classifier.config.metric
+        result["metric"] = metric
+        for name, candidate in (("torch", reference), ("export", runtime)):
+            result[name] = float(classifier._score(candidate, EncodedTexts(token_ids, labels))[metric])
+    return result
+
+
+MIN_FP32_AGREEMENT = 0.99
+
+
+def export_classifier(classifier: Any, output: Path, quantize: str | None, check_data: Any,
+                      overwrite: bool) -> dict[str, Any]:
+    """Export a fitted classifier into ``output``: graphs, tokenizer, classes, thresholds, long-text settings,
+    resolved options and a model card, checked against PyTorch first; nothing is written if the check fails."""
+    from bertclf import __version__
+    from bertclf.inference import OnnxRuntime
+    from bertclf.modeling import save_tokenizer, vocabulary_rows
+
+    raise_if_unavailable()
+    if quantize not in (None, "int8"):
+        raise BertclfError(f"unknown quantization {quantize!r}; the one offered is int8")
+    rundir.check_output_directory(output, overwrite)
+    texts, labels = check_examples(classifier, check_data)
+    if not texts:
+        raise BertclfError("no texts to check the export on")
+    with rundir.atomic_directory(output) as staging:
+        graph, head, graphs = export_graphs(classifier.model_, staging, quantize == "int8")
+        runtime = OnnxRuntime(graph, head, "onnx-int8" if quantize else "onnx")
+        check = compare(classifier, runtime, texts, labels)
+        if quantize is None and check["agreement"] < MIN_FP32_AGREEMENT:
+            raise BertclfError(f"the export agrees with PyTorch on only {100 * check['agreement']:.2f}% of "
+                               f"{check['texts']} labels (at least {100 * MIN_FP32_AGREEMENT:.0f}% needed); nothing "
+                               "was written")
+        save_tokenizer(classifier.tokenizer_, staging, classifier.max_length_)
+        info = {"format": "onnx", "quantize": quantize, "opset": OPSET, "chunked": graphs["chunked"],
+                "fused_operators": graphs["fused_operators"], "vocabulary_rows": vocabulary_rows(classifier.model_),
+                "check": check, "bertclf_version": __version__}
+        rundir.write_json_into(staging / rundir.EXPORT_FILE, info)
+        classifier.write_description(staging, output.name, info)
+    return info
