@@ -6,6 +6,7 @@ Every configuration of a run reads the same train/val/test files, written once p
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,7 +88,8 @@ def fake_news():
     return load
 
 
-def goemotions(train_rows: int | None = None):
+def goemotions(train_rows: int | None = None, val_rows: int | None = None, test_rows: int | None = None):
+    """The first rows of each file (label combinations are too many to stratify on)."""
     def load(root: Path):
         names = (root / "goemotions" / "labels.txt").read_text().split()
 
@@ -97,7 +99,22 @@ def goemotions(train_rows: int | None = None):
             frame["label"] = [json.dumps([names[int(i)] for i in ids.split(",")]) for ids in frame["ids"]]
             return frame[["text", "label"]]
 
-        return read("train.tsv", train_rows), read("dev.tsv"), read("test.tsv")
+        return read("train.tsv", train_rows), read("dev.tsv", val_rows), read("test.tsv", test_rows)
+    return load
+
+
+def sst2(train_rows: int | None = None, val_rows: int = 800):
+    """GLUE SST-2: a stratified slice of train.tsv (mostly phrases), part of it held out for validation; the
+    labelled dev.tsv (whole sentences) is the test part, since GLUE's test labels are not public."""
+    def load(root: Path):
+        def read(name: str) -> pd.DataFrame:
+            frame = pd.read_csv(root / "sst2" / name, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False)
+            return frame.rename(columns={"sentence": "text"})[["text", "label"]]
+
+        train = read("train.tsv")
+        rows = None if train_rows is None else train_rows + val_rows
+        train, val = _hold_out(_head(train, rows), val_rows)
+        return train, val, read("dev.tsv")
     return load
 
 
@@ -140,6 +157,27 @@ SUITES: dict[str, list[DatasetSpec]] = {
         DatasetSpec("bbc_news", "BBC News (5 topics, long articles), 80/10/10 split, "
                     "max length 128", ("bbc_news/bbc_news_train.csv",), bbc_news(), {"max_length": 128},
                     metric="accuracy", strategies=LONG_TEXT_STRATEGIES),
+    ],
+    # issue text: `pipeline` against every runtime (see benchmarks/inference.py). One model per dataset, 1 epoch,
+    # on slices, so that training, two exports and five timed runtimes per dataset fit in about 45 minutes on 2 cores
+    "inference": [
+        DatasetSpec("rutweetcorp", "RuTweetCorp: valid.csv (90% train, 10% validation), a stratified 1,000-text slice "
+                    "of test.csv", ("rutweetcorp/valid.csv", "rutweetcorp/test.csv"), rutweetcorp(None, 1000),
+                    {"epochs": 1}),
+        DatasetSpec("cola", "CoLA: in_domain_train / in_domain_dev (validation) / out_of_domain_dev (test)",
+                    ("cola/in_domain_train.tsv",), cola(), {"epochs": 1}, metric="mcc"),
+        DatasetSpec("sst2", "SST-2: a stratified 8,800-row slice of train.tsv (800 held out for validation) / "
+                    "dev.tsv (test)", ("sst2/train.tsv", "sst2/dev.tsv"), sst2(8000), {"epochs": 1},
+                    metric="accuracy"),
+        DatasetSpec("bbc_news", "BBC News (5 topics, long articles), 80/10/10 split, max length 128",
+                    ("bbc_news/bbc_news_train.csv",), bbc_news(), {"max_length": 128, "epochs": 1}),
+        DatasetSpec("goemotions", "GoEmotions (28 labels, multilabel): the first 8,000 rows of train.tsv, the first "
+                    "1,000 of dev.tsv (validation, thresholds) and of test.tsv",
+                    ("goemotions/train.tsv", "goemotions/dev.tsv", "goemotions/test.tsv", "goemotions/labels.txt"),
+                    goemotions(8000, 1000, 1000), {"epochs": 1}, metric="f1_micro", multilabel=True),
+        DatasetSpec("bbc_news_chunks", "BBC News, chunked: up to 4 windows of 128 tokens per article, mean-pooled; "
+                    "80/10/10 split", ("bbc_news/bbc_news_train.csv",), bbc_news(), {"max_length": 128, "epochs": 1},
+                    {"long_text": "chunks", "max_chunks": 4}),
     ],
 }
 

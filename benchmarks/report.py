@@ -196,11 +196,11 @@ def strategies_section(name: str, dataset: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
+def suite_header(suite: str, results: dict[str, Any]) -> list[str]:
+    """The lines every suite starts with: command, date, machine, software and matmul rate."""
     host = results["machine"]
     matmul = results["matmul"]
-    sides = {name: dataset for name, dataset in results["datasets"].items() if "inference" in dataset}
-    lines = [
+    return [
         f"## Suite `{suite}`",
         "",
         f"- command: `{results['command']}` ({results['total_minutes']:.0f} minutes"
@@ -214,6 +214,15 @@ def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
         f"({matmul['dtype']} `torch.matmul` of {matmul['size']}x{matmul['size']} matrices)",
         "",
     ]
+
+
+def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
+    if suite == "inference":  # runtimes against pipeline: a layout of its own
+        from benchmarks import inference
+
+        return inference.section(results, suite_header(suite, results))
+    sides = {name: dataset for name, dataset in results["datasets"].items() if "inference" in dataset}
+    lines = suite_header(suite, results)
     if sides or results["skipped"]:
         lines += [
             "| dataset | train vs Trainer-default | train vs Trainer-tuned | inference vs pipeline "

@@ -4,6 +4,7 @@
     python -m benchmarks.run --suite full     # BBC News, CoLA and RuTweetCorp, 3 seeds each (about 2 hours)
     python -m benchmarks.run --suite multilabel   # GoEmotions, Trainer at 0.5 vs bertclf's tuned thresholds
     python -m benchmarks.run --suite long     # long-text strategies on BBC News and fake news, at 128 tokens
+    python -m benchmarks.run --suite inference    # pipeline against every runtime (torch, int8, ONNX); 45 minutes
 
 Every job runs in its own process (its peak RSS is read from ``wait4``) on the same machine, model and
 data, in the same run; the figures go to ``BENCHMARKS.md`` and ``benchmarks/results.json``.
@@ -29,7 +30,7 @@ import torch
 import transformers
 
 import bertclf
-from benchmarks import flops
+from benchmarks import flops, inference
 from benchmarks.datasets import SUITES, DatasetSpec, available, prepare
 from benchmarks.report import write_report
 from bertclf.config import ClassifierConfig
@@ -197,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work", help="Scratch folder.")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument("--limit", type=int, help="inference suite only: cut every part of each dataset to this many "
+                        "texts (a smoke run; pair it with --results and --report elsewhere)")
     args = parser.parse_args(argv)
 
     seeds = list(range(args.seeds or (3 if args.suite == "full" else 1)))
@@ -222,7 +225,10 @@ def main(argv: list[str] | None = None) -> None:
         "unfinished": [spec.name for spec in specs],
     }
     for spec in specs:
-        if available(spec, args.datasets):
+        if available(spec, args.datasets) and args.suite == "inference":
+            results["datasets"][spec.name] = inference.benchmark_dataset(spec, args.datasets, args.work, run_job,
+                                                                         args.limit)
+        elif available(spec, args.datasets):
             results["datasets"][spec.name] = benchmark_dataset(spec, args.datasets, args.work, seeds, peak, bf16)
         else:
             results["skipped"][spec.name] = f"missing under {args.datasets}: {', '.join(spec.files)}"

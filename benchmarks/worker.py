@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.worker JOB.json`` reads the job, runs it and writes the result next to it
 (``JOB.result.json``). Jobs: train one side (``trainer-default``, ``trainer-tuned``, ``bertclf``) and score it
-on the test part, or time inference of a saved bertclf run against ``transformers.pipeline``.
+on the test part, or time inference of a saved bertclf run against ``transformers.pipeline``; the ``inference``
+suite's jobs (``serve-train``, ``serve-time``) live in :mod:`benchmarks.inference`.
 """
 
 from __future__ import annotations
@@ -107,7 +108,11 @@ def main(job_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     paths = {part: Path(path) for part, path in job["paths"].items()}
     bf16 = job["bf16"]
-    if job["kind"] == "inference":
+    if job["kind"] in ("serve-train", "serve-time"):  # the inference suite's jobs
+        from benchmarks.inference import run_worker_job
+
+        result = run_worker_job(job)
+    elif job["kind"] == "inference":
         result = time_inference(Path(job["run_dir"]), paths["test"], job["settings"]["eval_batch_size"], bf16)
     elif job["side"] == "bertclf":
         result = train_bertclf(paths, job["settings"], Path(job["run_dir"]), bf16)

@@ -16,11 +16,10 @@ from accelerate.utils import set_seed
 
 from bertclf import __version__, rundir, trainer
 from bertclf.batching import EncodedTexts
-from bertclf.config import TASK_METRICS, ClassifierConfig
+from bertclf.config import RUNTIMES, TASK_METRICS, ClassifierConfig
 from bertclf.data import DataSource, encode_labels, join_texts, load_examples, make_splits, training_classes
 from bertclf.errors import BertclfError
 from bertclf.inference import (
-    RUNTIMES,
     Predictor,
     Runtime,
     TorchRuntime,
@@ -273,7 +272,7 @@ class TextClassifier:
     @classmethod
     def load(cls, path: str | Path, runtime: str = "auto", threads: int | None = None) -> TextClassifier:
         """A fitted classifier from a run directory written by :meth:`save` or an export directory, run by
-        ``runtime`` (one of ``bertclf.inference.RUNTIMES``; 'auto' is what the directory holds) on ``threads``
+        ``runtime`` (one of ``bertclf.config.RUNTIMES``; 'auto' is what the directory holds) on ``threads``
         CPU threads (default: the library's own choice)."""
         if runtime not in RUNTIMES:
             raise BertclfError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")

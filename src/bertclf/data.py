@@ -6,12 +6,13 @@ Everything that can be wrong with a user's data is detected here and reported as
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -70,7 +71,54 @@ class Examples:
 def read_table(path: str | Path, columns: Sequence[str] | None = None, quoting: str = "auto") -> pd.DataFrame:
     """Read a CSV/TSV/JSONL/JSON/Parquet file chosen by extension; ``columns`` names a header-less file's columns
     and ``quoting`` says whether CSV/TSV fields may be quoted (see ``ClassifierConfig.quoting``)."""
+    [frame] = iter_table(path, columns, quoting)  # one frame, and the generator runs to its end (and its checks)
+    return frame
+
+
+def iter_table(path: str | Path, columns: Sequence[str] | None = None, quoting: str = "auto",
+               rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The file as frames of at most ``rows`` rows (one frame when ``rows`` is None), so that a file larger than
+    memory can be processed part by part; the row index counts from the file's first row. The file is checked at
+    once (it exists, has a known format and holds something); its content as the frames are read."""
     path = Path(path)
+    return _read_frames(path, _check_readable(path, columns), columns, quoting, rows)
+
+
+def _read_frames(path: Path, suffix: str, columns: Sequence[str] | None, quoting: str,
+                 rows: int | None) -> Iterator[pd.DataFrame]:
+    read = 0
+    spanning = [0, 0]  # rows whose quoted fields span lines, and the line breaks inside them
+    try:
+        for frame in _frames(path, suffix, columns, quoting, rows):
+            if columns and frame.shape[1] != len(columns):
+                raise BertclfError(f"{path} has {frame.shape[1]} columns but --columns names {len(columns)} "
+                                   f"({','.join(columns)})")
+            frame.columns = list(columns) if columns else [str(name) for name in frame.columns]
+            if suffix in _DELIMITED and _quoted(quoting, suffix):
+                for position, count in enumerate(_line_breaks(frame)):
+                    spanning[position] += count
+            if len(frame) == 0:
+                continue
+            frame.index = pd.RangeIndex(read, read + len(frame))
+            read += len(frame)
+            yield frame
+    except BertclfError:
+        raise
+    except UnicodeDecodeError:
+        raise BertclfError(f"{path} is not UTF-8 text") from None
+    except Exception as error:  # pandas/pyarrow raise many types for malformed files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BertclfError(f"cannot read {path}: {reason}") from None
+    if read == 0:
+        raise BertclfError(f"file has no data rows: {path}")
+    if spanning[0]:
+        log.warning("warning: %d rows of %s span several lines (%d line breaks inside quoted fields were read as part "
+                    "of a text); if some texts hold a stray double quote, rows were merged: pass --quoting none",
+                    spanning[0], path.name, spanning[1])
+
+
+def _check_readable(path: Path, columns: Sequence[str] | None) -> str:
+    """The file's extension, once the file is known to exist, be a supported format and hold something."""
     if not path.exists():
         raise BertclfError(f"file not found: {path}")
     if path.is_dir():
@@ -83,57 +131,72 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None, quoting: 
         raise BertclfError(f"--columns names the columns of header-less CSV/TSV files, but {path} is {suffix}")
     if path.stat().st_size == 0:
         raise BertclfError(f"file is empty: {path}")
-    try:
-        if suffix in _DELIMITED:
-            frame = _read_delimited(path, _DELIMITED[suffix], columns, quoting)
-        elif suffix in _PARQUET:
-            frame = pd.read_parquet(path)
+    return suffix
+
+
+def _quoted(quoting: str, suffix: str) -> bool:
+    return quoting == "csv" or (quoting == "auto" and _DELIMITED[suffix] == ",")
+
+
+def _frames(path: Path, suffix: str, columns: Sequence[str] | None, quoting: str,
+            rows: int | None) -> Iterator[pd.DataFrame]:
+    if suffix in _DELIMITED:
+        # Only an empty field is missing: texts such as "NA" or "null" stay texts.
+        options = {"sep": _DELIMITED[suffix], "keep_default_na": False, "na_values": [""], "index_col": False,
+                   "quoting": csv.QUOTE_MINIMAL if _quoted(quoting, suffix) else csv.QUOTE_NONE,
+                   "header": None if columns else "infer"}
+        if rows is None:
+            yield pd.read_csv(path, **options)
         else:
-            frame = _read_json(path, lines=suffix in _JSON_LINES)
-    except BertclfError:
-        raise
-    except UnicodeDecodeError:
-        raise BertclfError(f"{path} is not UTF-8 text") from None
-    except Exception as error:  # pandas/pyarrow raise many types for malformed files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BertclfError(f"cannot read {path}: {reason}") from None
-    if len(frame) == 0:
-        raise BertclfError(f"file has no data rows: {path}")
-    frame.columns = [str(name) for name in frame.columns]
-    return frame
+            with pd.read_csv(path, chunksize=rows, **options) as reader:
+                yield from reader
+    elif suffix in _PARQUET:
+        if rows is None:
+            yield pd.read_parquet(path)
+        else:
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
+                yield batch.to_pandas()
+    elif suffix in _JSON_LINES and rows is not None:
+        with pd.read_json(path, lines=True, dtype=False, chunksize=rows) as reader:
+            yield from reader
+    else:
+        yield _read_json(path, lines=suffix in _JSON_LINES)
 
 
-def _read_delimited(path: Path, separator: str, columns: Sequence[str] | None, quoting: str) -> pd.DataFrame:
-    quoted = quoting == "csv" or (quoting == "auto" and separator == ",")
-    # Only an empty field is missing: texts such as "NA" or "null" stay texts.
-    options = {"sep": separator, "keep_default_na": False, "na_values": [""], "index_col": False,
-               "quoting": csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE, "header": None if columns else "infer"}
-    frame = pd.read_csv(path, **options)
-    if columns and frame.shape[1] != len(columns):
-        raise BertclfError(
-            f"{path} has {frame.shape[1]} columns but --columns names {len(columns)} ({','.join(columns)})"
-        )
-    if columns:
-        frame.columns = list(columns)
-    if quoted:
-        _warn_about_joined_lines(frame, path)
-    return frame
-
-
-def _warn_about_joined_lines(frame: pd.DataFrame, path: Path) -> None:
+def _line_breaks(frame: pd.DataFrame) -> tuple[int, int]:
     """A quoted field may hold line breaks, so several lines make one row; a stray quote makes the same thing happen
-    by mistake, merging texts and labels. Either way the user hears how many rows it concerns."""
-    text_columns = [name for name in frame.columns if not pd.api.types.is_numeric_dtype(frame[name])]
+    by mistake, merging texts and labels. Counted here (rows, breaks) so the user hears how many rows it concerns."""
     spanning = np.zeros(len(frame), dtype=bool)
     breaks = 0
-    for name in text_columns:
+    for name in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[name]):
+            continue
         counts = frame[name].map(lambda value: value.count("\n") if isinstance(value, str) else 0).to_numpy()
         spanning |= counts > 0
         breaks += int(counts.sum())
-    if spanning.any():
-        log.warning("warning: %d rows of %s span several lines (%d line breaks inside quoted fields were read as part "
-                    "of a text); if some texts hold a stray double quote, rows were merged: pass --quoting none",
-                    int(spanning.sum()), path.name, breaks)
+    return int(spanning.sum()), breaks
+
+
+def count_rows(path: str | Path) -> int | None:
+    """About how many rows a file holds (its line count; exact for Parquet), to show progress; None if unknown."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in _PARQUET:
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception:  # a damaged file: reading it will say what is wrong
+            return None
+    if suffix not in _DELIMITED and suffix not in _JSON_LINES:
+        return None
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            lines += block.count(b"\n")
+    return lines
 
 
 def _read_json(path: Path, lines: bool) -> pd.DataFrame:
@@ -199,12 +262,18 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
+def _first_row(frame: pd.DataFrame) -> int:
+    """Row numbers in messages count from the file's first row, also in a later part of a streamed file."""
+    index = frame.index
+    return int(index[0]) if isinstance(index, pd.RangeIndex) and len(index) else 0
+
+
 def join_texts(frame: pd.DataFrame, config: ClassifierConfig, source: str) -> list[str]:
     """One string per row: the text columns, stripped and joined; missing parts are left out."""
     require_columns(frame, config.text_column, source)
     columns = [frame[name].tolist() for name in config.text_column]
     texts = []
-    for row, parts in enumerate(zip(*columns, strict=True)):
+    for row, parts in enumerate(zip(*columns, strict=True), start=_first_row(frame)):
         pieces = []
         for name, value in zip(config.text_column, parts, strict=True):
             if _is_missing(value):
@@ -512,15 +581,62 @@ def make_splits(config: ClassifierConfig, train: DataSource, val: DataSource | N
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write CSV/TSV/JSONL/Parquet by extension."""
-    suffix = path.suffix.lower()
-    check_output_extension(path)
-    with atomic_file(path) as staging:
-        if suffix in _DELIMITED:
-            frame.to_csv(staging, sep=_DELIMITED[suffix], index=False)
-        elif suffix in _PARQUET:
-            frame.to_parquet(staging, index=False)
+    with TableWriter(path) as writer:
+        writer.write(frame)
+
+
+class TableWriter:
+    """Appends frames to a CSV/TSV/JSONL/Parquet file (by extension) that appears under its name only when the
+    writer closes without error: an interrupted stream of predictions leaves no partial output."""
+
+    def __init__(self, path: Path):
+        check_output_extension(path)
+        self.path, self.suffix = path, path.suffix.lower()
+        self._staged = atomic_file(path)
+        self._handle: Any = None
+        self._parquet: Any = None
+        self._rows = 0
+
+    def __enter__(self) -> TableWriter:
+        staging = self._staged.__enter__()
+        if self.suffix not in _PARQUET:
+            self._handle = staging.open("w", encoding="utf-8", newline="")
+        self._staging = staging
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.suffix in _DELIMITED:
+            frame.to_csv(self._handle, sep=_DELIMITED[self.suffix], index=False, header=self._rows == 0)
+        elif self.suffix in _PARQUET:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False,
+                                         schema=self._parquet.schema_arrow if self._parquet else None)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self._staging, table.schema)
+            self._parquet.write_table(table)
         else:
-            frame.to_json(staging, orient="records", lines=True, force_ascii=False)
+            frame.to_json(self._handle, orient="records", lines=True, force_ascii=False)
+        self._rows += len(frame)
+
+    def _close(self) -> None:
+        for closing in (self._handle, self._parquet):
+            if closing is not None:
+                closing.close()
+
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool | None:
+        if error is not None:  # already failing: close quietly, the staging file goes anyway
+            with contextlib.suppress(Exception):
+                self._close()
+            return self._staged.__exit__(kind, error, traceback)
+        try:
+            self._close()  # the last buffered bytes may still not fit on the disk
+        except BaseException as closing_error:
+            if not self._staged.__exit__(type(closing_error), closing_error, closing_error.__traceback__):
+                raise
+            return None
+        return self._staged.__exit__(None, None, None)
 
 
 def check_output_extension(path: Path) -> None:

@@ -82,7 +82,6 @@ def _optimize(path: Path, config: Any) -> dict[str, int]:
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(None):
         warnings.simplefilter("ignore")
-        logging.getLogger("onnxruntime").setLevel(logging.ERROR)
         optimized = optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
                                    hidden_size=config.hidden_size)
         optimized.save_model_to_file(str(path))
@@ -94,12 +93,29 @@ def quantize_graph(source: Path, target: Path) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with warnings.catch_warnings():
+    # The quantizer logs advice through the root logger, which would install a handler on the application's root
+    # logger (logging.basicConfig) and print it: a NullHandler there for the duration keeps it quiet and harmless.
+    root, quiet = logging.getLogger(), logging.NullHandler()
+    root.addHandler(quiet)
+    with warnings.catch_warnings(), _root_level(logging.ERROR):
         warnings.simplefilter("ignore")
-        logging.getLogger("onnxruntime").setLevel(logging.ERROR)
         # Fused operators come from ONNX Runtime's own domain, whose outputs shape inference cannot type: float.
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        try:
+            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        finally:
+            root.removeHandler(quiet)
+
+
+@contextlib.contextmanager
+def _root_level(level: int):
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
 
 
 def quantize_graphs(graph: Path, head: Path | None, folder: Path) -> tuple[Path, Path | None]:

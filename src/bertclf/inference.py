@@ -28,7 +28,6 @@ from bertclf.batching import window_parts
 from bertclf.errors import BertclfError
 from bertclf.thresholds import decide
 
-RUNTIMES = ("auto", "torch", "torch-int8", "onnx", "onnx-int8")
 ONNX_EXTRA = "pip install 'bertclf[onnx]'"
 
 
