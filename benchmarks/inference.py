@@ -40,6 +40,9 @@ LATENCY_WARMUP = 5
 QUIET_WAIT_S = 60  # longest wait, before each timing job, for other processes to leave the CPU
 QUIET_SHARE = 0.15
 PASSES = 3  # timed passes over the test slice; the median is reported (one pass is at the mercy of a stall)
+MAX_PASSES = 8  # passes made at most when other processes take the CPU during some of them
+MAX_LATENCY_ROUNDS = 3  # rounds of the latency texts made at most, likewise
+CLEAN_SHARE = 0.10  # a measurement during which other processes took less of the CPU than this counts as clean
 SPEEDUP_TARGETS = {"rutweetcorp": 3.0, "cola": 3.0, "sst2": 3.0, "bbc_news": 2.0}
 MAX_METRIC_LOSS = 0.005  # half a point of the test metric, int8 against torch fp32
 MIN_INT8_AGREEMENT = 0.99
@@ -138,20 +141,59 @@ def _pipeline(run_dir: Path, threads: int) -> tuple[Callable, Callable, Callable
             lambda text: classify(text, **options), scores)
 
 
-def _load(loader: Any, job: dict[str, Any], runtime: str, threads: int) -> tuple[Any, str]:
+def _load(loader: Any, job: dict[str, Any], runtime: str, threads: int, scratch: Path) -> tuple[Any, str]:
     """The classifier on ``runtime``, and where it was loaded from. ONNX runtimes open the export directory, which
-    holds what a deployment ships ('auto' = fp32 or int8 by what it holds); where the library cannot open it, the
-    run directory with that runtime, which exports the same graphs (``export_graphs``) into a temporary folder."""
+    holds what a deployment ships ('auto' = fp32 or int8 by what it holds). Where the library refuses it for want
+    of a ``config.json`` (which it checks for before reading the tokenizer, though an export has none), the same
+    export is opened through a folder of links to its files plus the run directory's ``config.json``: still no
+    PyTorch weights loaded and no graph exported at load time, as serving an export would be."""
     from bertclf.errors import BertclfError
 
     if not runtime.startswith("onnx"):
         return loader.load(job["run_dir"], runtime=runtime, threads=threads), "run directory"
+    export = Path(job["exports"][runtime])
     try:
-        return loader.load(job["exports"][runtime], threads=threads), "export directory"
+        return loader.load(export, threads=threads), "export directory"
     except BertclfError as error:
-        print(f"cannot load the export directory ({error}); loading the run directory as {runtime}", flush=True)
-        return (loader.load(job["run_dir"], runtime=runtime, threads=threads),
-                f"run directory (the export directory failed to load: {error})")
+        if "config.json" not in str(error):
+            raise
+        for file in export.iterdir():
+            (scratch / file.name).symlink_to(file.resolve())
+        (scratch / "config.json").symlink_to((Path(job["run_dir"]) / "config.json").resolve())
+        return loader.load(scratch, threads=threads), f"export directory + the run's config.json ({error})"
+
+
+def _others_share(busy_before: float | None, own_before: float, seconds: float) -> float | None:
+    """Share of the machine's CPU that other processes used over the last ``seconds``."""
+    if busy_before is None:
+        return None
+    others = machine_busy_seconds() - busy_before - (_own_cpu_seconds() - own_before)
+    return max(0.0, others / (seconds * (os.cpu_count() or 1)))
+
+
+def measured(function: Callable[[], Any]) -> tuple[Any, float, float | None]:
+    """``function()``'s result, its seconds, and the share of the CPU other processes took meanwhile."""
+    busy_before, own_before, started = machine_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
+    result = function()
+    seconds = time.perf_counter() - started
+    return result, seconds, _others_share(busy_before, own_before, seconds)
+
+
+def least_contended(function: Callable[[], Any], wanted: int, most: int) -> list[tuple[Any, float, float | None]]:
+    """Run ``function`` until ``wanted`` runs saw other processes take under ``CLEAN_SHARE`` of the CPU (or
+    ``most`` runs were made, waiting for quiet after a contended one); returns the ``wanted`` least contended runs,
+    in the order they ran. On a machine shared with, say, a test suite, one stall or a busy neighbour would
+    otherwise decide a figure."""
+    runs = []
+    while len(runs) < most:
+        runs.append(measured(function))
+        share = runs[-1][2]
+        if share is None or sum((run[2] or 0) < CLEAN_SHARE for run in runs) >= wanted:
+            break
+        if share >= CLEAN_SHARE:
+            wait_for_quiet(QUIET_WAIT_S / 2)
+    kept = sorted(range(len(runs)), key=lambda index: runs[index][2] or 0)[:wanted]
+    return [runs[index] for index in sorted(kept)]
 
 
 def time_runtime(job: dict[str, Any]) -> dict[str, Any]:
@@ -162,49 +204,49 @@ def time_runtime(job: dict[str, Any]) -> dict[str, Any]:
 
     texts = pd.read_csv(job["paths"]["test"])["text"].tolist()
     runtime, threads = job["runtime"], job["threads"]
+    scratch = tempfile.TemporaryDirectory(prefix="bench-export-")
     started = time.perf_counter()
     if runtime == "pipeline":
         batch, single, to_scores = _pipeline(Path(job["run_dir"]), threads)
         source = "run directory"
     else:
-        classifier, source = _load(TextClassifier, job, runtime, threads)
+        classifier, source = _load(TextClassifier, job, runtime, threads, Path(scratch.name))
         classifier.config = dataclasses.replace(classifier.config, eval_batch_size=BATCH_SIZE)
         batch, single = classifier.predict_proba, (lambda text: classifier.predict_proba([text]))
         to_scores = np.asarray
     load_seconds = time.perf_counter() - started
 
     batch(texts[:BATCH_SIZE])  # warm-up: first-call allocations, lazy initialisation
-    busy_before, own_before, timing_started = machine_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
-    passes = []
-    for _ in range(job["passes"]):
-        outputs, seconds = _timed(lambda: batch(texts))
-        passes.append(len(texts) / seconds)
+    passes = least_contended(lambda: batch(texts), job["passes"], MAX_PASSES)
     latency_texts = texts[: job["latency_texts"]]
     for text in latency_texts[:LATENCY_WARMUP]:
         single(text)
-    latencies = [_timed(lambda text=text: single(text))[1] * 1000 for text in latency_texts]
-    timing_seconds = time.perf_counter() - timing_started
-    # what other processes took of the machine while this one was timed: contention that slows every figure
-    others = None if busy_before is None else max(0.0, (machine_busy_seconds() - busy_before - _own_cpu_seconds()
-                                                         + own_before) / (timing_seconds * (os.cpu_count() or 1)))
-    np.save(job["scores"], to_scores(outputs))
+
+    def latencies() -> list[float]:
+        return [_timed(lambda text=text: single(text))[1] * 1000 for text in latency_texts]
+
+    latency, _, latency_others = least_contended(latencies, 1, MAX_LATENCY_ROUNDS)[0]
+    np.save(job["scores"], to_scores(passes[-1][0]))
+    shares = [share for share in [*(run[2] for run in passes), latency_others] if share is not None]
     result = {
         "texts": len(texts),
         "source": source,
         "threads": torch.get_num_threads() if runtime in ("pipeline", "torch", "torch-int8") else threads,
         "load_seconds": load_seconds,
-        "texts_per_s": median(passes),
-        "texts_per_s_passes": passes,
-        "latency_texts": len(latencies),
-        "latency_p50_ms": float(np.percentile(latencies, 50)),
-        "latency_p99_ms": float(np.percentile(latencies, 99)),
-        "others_cpu_share": others,
+        "texts_per_s": median(len(texts) / run[1] for run in passes),
+        "texts_per_s_passes": [len(texts) / run[1] for run in passes],
+        "latency_texts": len(latency),
+        "latency_p50_ms": float(np.percentile(latency, 50)),
+        "latency_p99_ms": float(np.percentile(latency, 99)),
+        # what other processes took of the machine while the kept figures were measured (None: not on Linux)
+        "others_cpu_share": max(shares) if shares else None,
     }
     if runtime == "torch-int8":  # what saving the quantized network would write
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "model.pt"
             torch.save(classifier.runtime_.model.state_dict(), path)
             result["size_bytes"] = path.stat().st_size
+    scratch.cleanup()
     return result
 
 
@@ -325,36 +367,42 @@ def _fastest_int8(dataset: dict[str, Any]) -> str:
     return max(INT8, key=lambda row: rows[row]["texts_per_s"])
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def targets(name: str, dataset: dict[str, Any]) -> list[str]:
-    """One line per acceptance target that applies to this dataset, with its verdict."""
+def targets(name: str, dataset: dict[str, Any]) -> dict[str, str]:
+    """The verdict on each acceptance target that applies to this dataset: ``speed`` and ``quality`` (the fastest
+    int8 runtime against ``pipeline`` and against torch fp32) where the issue sets a speed-up, ``onnx`` and
+    ``size`` everywhere."""
     rows, metric = dataset["runtimes"], dataset["metric"]
-    lines = []
+    verdicts = {}
     if name in SPEEDUP_TARGETS and "pipeline" in rows:
         fastest = _fastest_int8(dataset)
         speedup = rows[fastest]["texts_per_s"] / rows["pipeline"]["texts_per_s"]
         loss = rows["torch"]["metrics"][metric] - rows[fastest]["metrics"][metric]
         agreement = rows[fastest]["agreement"]
         target = SPEEDUP_TARGETS[name]
-        lines.append(
-            f"fastest int8 runtime ({fastest}) vs `pipeline`: {speedup:.2f}x ({_met(speedup >= target)}, target ≥ "
-            f"{target:g}x); {metric} loss vs torch fp32 {100 * loss:+.2f} points ({_met(loss <= MAX_METRIC_LOSS)}, "
-            f"target ≤ {100 * MAX_METRIC_LOSS:g}); label agreement {agreement:.2%} "
-            f"({_met(agreement >= MIN_INT8_AGREEMENT)}, target ≥ {MIN_INT8_AGREEMENT:.0%})")
+        verdicts["speed"] = (f"{fastest} {speedup:.2f}x `pipeline` ({_met(speedup >= target)}, target ≥ "
+                             f"{target:g}x)")
+        verdicts["quality"] = (f"{fastest}: {METRIC_NAMES[metric]} {100 * -loss:+.2f} points vs torch fp32 "
+                               f"({_met(loss <= MAX_METRIC_LOSS)}, target ≥ {-100 * MAX_METRIC_LOSS:g}); labels "
+                               f"{agreement:.2%} as torch fp32 ({_met(agreement >= MIN_INT8_AGREEMENT)}, target ≥ "
+                               f"{MIN_INT8_AGREEMENT:.0%})")
     onnx, torch_fp32 = rows["onnx"], rows["torch"]
     ratio = onnx["texts_per_s"] / torch_fp32["texts_per_s"]
-    lines.append(f"onnx vs torch fp32: {ratio:.2f}x ({_met(ratio >= 1.0)}, target ≥ 1x); label agreement "
-                 f"{onnx['agreement']:.2%} ({_met(onnx['agreement'] >= MIN_ONNX_AGREEMENT)}, target ≥ "
-                 f"{MIN_ONNX_AGREEMENT:.1%})")
+    verdicts["onnx"] = (f"{ratio:.2f}x torch fp32 ({_met(ratio >= 1.0)}, target ≥ 1x); labels "
+                        f"{onnx['agreement']:.2%} as torch fp32 ({_met(onnx['agreement'] >= MIN_ONNX_AGREEMENT)}, "
+                        f"target ≥ {MIN_ONNX_AGREEMENT:.1%})")
     share = rows["onnx-int8"]["size_mb"] / onnx["size_mb"]
-    lines.append(f"int8 export size: {rows['onnx-int8']['size_mb']:.1f} MB = {share:.0%} of the fp32 export "
-                 f"({onnx['size_mb']:.1f} MB) ({_met(share <= MAX_INT8_SIZE_SHARE)}, target ≤ "
-                 f"{MAX_INT8_SIZE_SHARE:.0%}); torch-int8's saved state is "
-                 f"{rows['torch-int8']['size_mb'] / torch_fp32['size_mb']:.0%} of model.safetensors")
-    return lines
+    verdicts["size"] = (f"{rows['onnx-int8']['size_mb']:.1f} MB = {share:.0%} of the fp32 export's "
+                        f"{onnx['size_mb']:.1f} MB ({_met(share <= MAX_INT8_SIZE_SHARE)}, target ≤ "
+                        f"{MAX_INT8_SIZE_SHARE:.0%})")
+    return verdicts
 
 
 def dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
@@ -373,8 +421,8 @@ def dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
         "",
         f"| runtime | texts/s at batch {dataset['batch_size']} | vs pipeline | latency p50 ms | latency p99 ms "
         f"| size on disk MB | peak RSS MB | load s | labels as torch fp32 "
-        f"| {' | '.join(METRIC_NAMES[score] for score in shown)} |",
-        "|---" * (9 + len(shown)) + "|",
+        f"| {' | '.join(METRIC_NAMES[score] for score in shown)} | others' CPU |",
+        "|---" * (10 + len(shown)) + "|",
     ]
     for row, figures in rows.items():
         versus = f"{figures['texts_per_s'] / pipeline['texts_per_s']:.2f}x" if pipeline else "n/a"
@@ -382,7 +430,8 @@ def dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {'`pipeline`' if row == 'pipeline' else row} | {figures['texts_per_s']:.1f} | {versus} "
             f"| {figures['latency_p50_ms']:.1f} | {figures['latency_p99_ms']:.1f} | {figures['size_mb']:.1f} "
-            f"| {figures['peak_rss_mb']:.0f} | {figures['load_seconds']:.1f} | {figures['agreement']:.2%} | {scores} |")
+            f"| {figures['peak_rss_mb']:.0f} | {figures['load_seconds']:.1f} | {figures['agreement']:.2%} | {scores} "
+            f"| {_share(figures.get('others_cpu_share'))} |")
     lines.append("")
     if pipeline is None:
         lines += ["No `pipeline` row: the pipeline runs a standard sequence-classification checkpoint on one window "
@@ -390,6 +439,10 @@ def dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
     else:
         lines += ["`pipeline`'s size is the same model.safetensors as torch fp32's; its texts/s passes: "
                   + ", ".join(f"{value:.1f}" for value in pipeline["texts_per_s_passes"]) + ".", ""]
+    sources = {row: figures["source"] for row, figures in rows.items() if row.startswith("onnx")}
+    if any(source != "export directory" for source in sources.values()):
+        lines += ["ONNX rows: " + "; ".join(f"{row} loaded from the {source}" for row, source in sources.items())
+                  + ".", ""]
     top = rows["torch"].get("top_class_share")
     if top is not None and top >= 0.9:
         lines += [f"Caveat: torch fp32 gives {top:.0%} of the test texts one class, so label agreement here says "
@@ -398,7 +451,17 @@ def dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
         f"{runtime} agreement {info['check']['agreement']:.2%}, largest probability difference "
         f"{info['check']['max_probability_difference']:.4f}, exported in {info['seconds']:.0f} s"
         for runtime, info in exports.items()) + ".")
-    lines += ["", *[f"- {line}" for line in targets(name, dataset)], ""]
+    verdicts = targets(name, dataset)
+    torch_int8_share = rows["torch-int8"]["size_mb"] / rows["torch"]["size_mb"]
+    lines += [
+        "",
+        *([f"- fastest int8 runtime vs `pipeline`: {verdicts['speed']}", f"- int8 quality: {verdicts['quality']}"]
+          if "speed" in verdicts else []),
+        f"- onnx fp32: {verdicts['onnx']}",
+        f"- int8 export size: {verdicts['size']}; torch-int8's saved state dict is {torch_int8_share:.0%} of "
+        "model.safetensors (dynamic quantization leaves the embeddings in fp32)",
+        "",
+    ]
     return lines
 
 
@@ -409,18 +472,33 @@ def section(results: dict[str, Any], header: list[str]) -> list[str]:
     lines = [*header]
     if first is not None:
         lines += [
-            f"Each dataset's model is timed on {first['threads']} threads in every runtime, each runtime in a "
-            f"process of its own (peak RSS is that process's). texts/s: the median of {first['passes']} passes "
-            f"over the test texts at batch size {first['batch_size']} after one warm-up batch, tokenization "
-            f"included. Latency: the first {LATENCY_TEXTS} test texts (fewer where the test part is smaller), "
-            "one call per text after a warm-up. `pipeline`: `transformers.pipeline('text-classification', "
-            "device=-1, dtype=float32)` on the run directory, `batch_size=64, truncation=True` (`top_k=None` for "
-            "multilabel), torch set to the same threads. torch and torch-int8 load the run directory "
-            "(torch-int8: dynamic int8 Linear layers, sized by `torch.save` of its state dict); onnx and onnx-int8 "
-            "load the exports written by `TextClassifier.export` (sized as model.onnx plus document_head.onnx). "
-            "Labels: argmax, or for multilabel the thresholds saved with the model, applied alike to every "
-            "runtime's probabilities (the pipeline's scores included); agreement is with torch fp32's labels "
-            "(multilabel: the whole label set).",
+            "How it was measured:",
+            "",
+            "- One bertclf model per dataset (the embedded all-MiniLM-L6-v2, 1 epoch, seed 0, on the slices each "
+            "dataset names), saved as a run directory and exported twice with `TextClassifier.export` (fp32, and "
+            "`quantize='int8'`), each export checked against PyTorch on the validation texts.",
+            f"- Every runtime then runs in a process of its own on {first['threads']} threads (peak RSS is that "
+            "process's, from `wait4`): `pipeline` is `transformers.pipeline('text-classification', device=-1, "
+            f"dtype=float32)` on the run directory, called with `batch_size={first['batch_size']}, truncation=True` "
+            "(`top_k=None` for multilabel) after `torch.set_num_threads`; torch and torch-int8 (dynamic int8 Linear "
+            "layers) load the run directory; onnx and onnx-int8 load the export directories.",
+            f"- texts/s: texts of the test part divided by the time of one `predict_proba` (pipeline: one call) over "
+            f"all of them at batch size {first['batch_size']}, tokenization included, after one warm-up batch; the "
+            f"median of {first['passes']} passes. Latency: the first {LATENCY_TEXTS} test texts (all of them where "
+            f"the test part is smaller), one call per text after {LATENCY_WARMUP} warm-up calls; p50 and p99 in ms. "
+            "Load time (which for the ONNX runtimes includes opening the graphs) is not in either.",
+            f"- The machine is shared: before each runtime's process starts, the harness waits (at most "
+            f"{QUIET_WAIT_S} s) until other processes use under {QUIET_SHARE:.0%} of the CPU, and a pass during "
+            f"which they took {CLEAN_SHARE:.0%} or more is repeated (up to {MAX_PASSES} passes, "
+            f"{MAX_LATENCY_ROUNDS} latency rounds), keeping the least contended. *others' CPU* is the most other "
+            "processes took (from `/proc/stat`, less this process's own CPU time) during the kept measurements.",
+            "- Size on disk: torch and `pipeline`, the run directory's *.safetensors; torch-int8, `torch.save` of the "
+            "quantized network's state dict; onnx and onnx-int8, the export's model.onnx (plus document_head.onnx "
+            "for a chunked model).",
+            "- Labels: argmax, or for multilabel the thresholds saved with the model (`labels_from_probabilities`), "
+            "applied alike to every runtime's probabilities (for the pipeline, its top label, or for multilabel its "
+            "per-label scores); *labels as torch fp32* is the share of test texts given the same label (multilabel: "
+            "the same label set) as torch fp32. Test metrics: the scikit-learn code of the other suites.",
             "",
             "| dataset | fastest int8 vs pipeline | int8 test-metric loss, agreement | onnx vs torch fp32 "
             "| int8 export size |",
@@ -428,12 +506,9 @@ def section(results: dict[str, Any], header: list[str]) -> list[str]:
         ]
     for name, dataset in datasets.items():
         verdicts = targets(name, dataset)
-        speed = verdicts[0] if len(verdicts) == 3 else None
-        if speed is not None:
-            speed_part, quality_part = speed.split("; ", 1)
-        else:
-            speed_part, quality_part = "no target", "no target"
-        lines.append(f"| {name} | {speed_part} | {quality_part} | {verdicts[-2]} | {verdicts[-1].split('; ')[0]} |")
+        no_target = "no target" if "pipeline" in dataset["runtimes"] else "no `pipeline` for a chunked model"
+        lines.append(f"| {name} | {verdicts.get('speed', no_target)} | {verdicts.get('quality', no_target)} "
+                     f"| {verdicts['onnx']} | {verdicts['size']} |")
     for name, reason in results["skipped"].items():
         lines.append(f"| {name} | skipped: {reason} | | | |")
     lines.append("")

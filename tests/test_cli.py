@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from bertclf.cli import main
+from bertclf.errors import Interrupted
 from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
 
 
@@ -554,3 +555,90 @@ def test_a_full_standard_output_is_one_line(shared_run, tmp_path):
                                  stdout=full, stderr=subprocess.PIPE, timeout=60)
     assert process.returncode == 2
     assert process.stderr.decode().strip() == "bertclf: error: cannot write to standard output: No space left on device"
+
+
+# --- streaming prediction, runtimes and exports from the command line ----------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
+def test_streaming_keeps_order_and_every_column_across_parts(shared_run, tmp_path, capsys, monkeypatch, suffix):
+    from bertclf import streaming
+
+    frame = make_texts(50, seed=4)
+    frame.insert(0, "id", range(50))
+    frame["note"] = [f"n{i}" for i in range(50)]
+    source = tmp_path / f"new{suffix}"
+    {".csv": lambda: frame.to_csv(source, index=False), ".tsv": lambda: frame.to_csv(source, sep="\t", index=False),
+     ".jsonl": lambda: frame.to_json(source, orient="records", lines=True),
+     ".parquet": lambda: frame.to_parquet(source)}[suffix]()
+    whole = tmp_path / f"whole{suffix}"
+    assert run(["predict", shared_run, "--input", source, "--output", whole], capsys)[0] == 0
+    monkeypatch.setattr(streaming, "PART_ROWS", 7)  # 8 parts, the last one short
+    parts = tmp_path / f"parts{suffix}"
+    code, _, err = run(["predict", shared_run, "--input", source, "--output", parts], capsys)
+    assert code == 0, err
+    read = {".csv": pd.read_csv, ".tsv": lambda path: pd.read_csv(path, sep="\t"),
+            ".jsonl": lambda path: pd.read_json(path, lines=True), ".parquet": pd.read_parquet}[suffix]
+    result = read(parts)
+    assert list(result.columns[:4]) == ["id", "text", "label", "note"] and result["id"].tolist() == list(range(50))
+    pd.testing.assert_frame_equal(result, read(whole))
+
+
+def test_an_interrupted_stream_leaves_no_output(shared_run, tmp_path, capsys, monkeypatch):
+    from bertclf import streaming
+
+    make_texts(50, seed=4).to_csv(tmp_path / "new.csv", index=False)
+    monkeypatch.setattr(streaming, "PART_ROWS", 10)
+    real = streaming.prediction_frame
+    calls = []
+
+    def interrupted_at_the_third_part(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Interrupted(signal.SIGTERM)
+        return real(*args)
+
+    monkeypatch.setattr(streaming, "prediction_frame", interrupted_at_the_third_part)
+    code, _, err = run(["predict", shared_run, "--input", tmp_path / "new.csv", "--output", tmp_path / "out.jsonl"],
+                       capsys)
+    assert code == 143 and err.strip().splitlines()[-1] == "bertclf: interrupted (SIGTERM)"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["new.csv"]
+
+
+def test_a_bad_row_in_a_later_part_is_named_by_its_row_in_the_file(shared_run, tmp_path, capsys, monkeypatch):
+    from bertclf import streaming
+
+    (tmp_path / "new.jsonl").write_text("".join(json.dumps({"text": f"text {i}" if i != 23 else 5}) + "\n"
+                                                for i in range(30)))
+    monkeypatch.setattr(streaming, "PART_ROWS", 10)
+    code, _, err = run(["predict", shared_run, "--input", tmp_path / "new.jsonl", "--output", tmp_path / "o.csv"],
+                       capsys)
+    assert_one_line_error(code, err, "non-text value in row 24: 5")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_export_then_predict_and_evaluate_on_the_export(shared_run, tmp_path, capsys):
+    data = tmp_path / "new.csv"
+    make_texts(20, seed=4).to_csv(data, index=False)
+    code, out, err = run(["export", shared_run, "--output", tmp_path / "onnx", "--check-data", data], capsys)
+    assert code == 0, err
+    assert "labels agree 100.00%" in out and "fused" in out and "f1_macro: torch" in out
+    torch_out, onnx_out = tmp_path / "torch.csv", tmp_path / "onnx.csv"
+    assert run(["predict", shared_run, "--input", data, "--output", torch_out], capsys)[0] == 0
+    assert run(["predict", tmp_path / "onnx", "--input", data, "--output", onnx_out, "--threads", 1], capsys)[0] == 0
+    assert pd.read_csv(onnx_out)["predicted_label"].tolist() == pd.read_csv(torch_out)["predicted_label"].tolist()
+    code, out, _ = run(["evaluate", tmp_path / "onnx", "--data", data], capsys)
+    assert code == 0 and "accuracy" in out
+    code, _, err = run(["export", shared_run, "--output", tmp_path / "onnx"], capsys)
+    assert_one_line_error(code, err, "already exists")
+    code, _, err = run(["predict", tmp_path / "onnx", "--input", data, "--runtime", "torch-int8"], capsys)
+    assert_one_line_error(code, err, "cannot run as torch-int8")
+
+
+@pytest.mark.parametrize("runtime", ["torch-int8", "onnx", "onnx-int8"])
+def test_predict_runs_on_every_runtime(shared_run, tmp_path, capsys, runtime):
+    data = tmp_path / "new.csv"
+    make_texts(20, seed=4).to_csv(data, index=False)
+    code, out, err = run(["predict", shared_run, "--input", data, "--runtime", runtime], capsys)
+    assert code == 0, err
+    assert len(pd.read_csv(io.StringIO(out))) == 20

@@ -72,12 +72,16 @@ class TextClassifier:
     def fit(self, train: DataSource | None = None, val: DataSource | None = None,
             test: DataSource | None = None) -> TextClassifier:
         """Train on ``train`` (or ``config.train``), pick the best epoch on ``val``, score ``test``."""
-        config = self.config
-        train = train if train is not None else config.train
+        train = train if train is not None else self.config.train
+        val = val if val is not None else self.config.val
+        test = test if test is not None else self.config.test
         if train is None:
             raise BertclfError("no training data: pass a file or DataFrame to fit() (--train on the command line)")
-        splits = make_splits(config, train, val if val is not None else config.val,
-                             test if test is not None else config.test)
+        # Files are recorded with the run, as on the command line, so that its parts can be rebuilt (export checks).
+        self.config = config = dataclasses.replace(self.config, **{
+            name: str(source) if isinstance(source, (str, Path)) else None
+            for name, source in (("train", train), ("val", val), ("test", test))})
+        splits = make_splits(config, train, val, test)
         task = "multilabel" if splits.train.multilabel else "multiclass"
         if config.metric not in TASK_METRICS[task]:
             raise BertclfError(f"--metric {config.metric} does not apply to {task} data; choose one of "

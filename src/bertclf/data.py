@@ -611,8 +611,9 @@ class TableWriter:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
+            # Later parts take the first part's schema, so that a column empty in one part keeps its type.
             table = pa.Table.from_pandas(frame, preserve_index=False,
-                                         schema=self._parquet.schema_arrow if self._parquet else None)
+                                         schema=self._parquet.schema if self._parquet else None)
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self._staging, table.schema)
             self._parquet.write_table(table)

@@ -250,6 +250,7 @@ def export_classifier(classifier: Any, output: Path, quantize: str | None, check
                                f"{check['texts']} labels (at least {100 * MIN_FP32_AGREEMENT:.0f}% needed); nothing "
                                "was written")
         save_tokenizer(classifier.tokenizer_, staging, classifier.max_length_)
+        _encoder_config(classifier.model_).save_pretrained(staging)  # the architecture, for tools that read it
         info = {"format": "onnx", "quantize": quantize, "opset": OPSET, "chunked": graphs["chunked"],
                 "fused_operators": graphs["fused_operators"], "vocabulary_rows": vocabulary_rows(classifier.model_),
                 "check": check, "bertclf_version": __version__}

@@ -117,8 +117,7 @@ class TorchRuntime:
 
     def documents(self, windows: np.ndarray, mask: np.ndarray) -> np.ndarray:
         with self._running():
-            dtype = next(self.model.head.parameters()).dtype
-            return self.model.document_logits(self._tensor(windows).to(dtype), self._tensor(mask)).float().cpu().numpy()
+            return self.model.document_logits(self._tensor(windows), self._tensor(mask)).float().cpu().numpy()
 
 
 def quantize_linear_layers(model: nn.Module) -> nn.Module:

@@ -1,0 +1,105 @@
+"""ONNX exports: every task, head, pooling and long-text strategy round-trips; a failed check writes nothing."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bertclf import BertclfError, TextClassifier
+from bertclf import exporters as exporters_module
+from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
+
+CASES = {
+    "multiclass": ({}, make_texts),
+    "multilabel": ({"task": "multilabel", "threshold_strategy": "per-label"}, make_multilabel_texts),
+    "mlp_head": ({"head": "mlp"}, make_texts),
+    "mean_pooling": ({"pooling": "mean"}, make_texts),
+    "chunked": ({"long_text": "chunks", "max_length": 16, "max_chunks": 4, "chunk_pooling": "attention"},
+                make_tail_texts),
+}
+
+
+@pytest.fixture(scope="module")
+def fitted_cases(tiny_model):
+    base = {"model": tiny_model, "epochs": 3, "batch_size": 8, "learning_rate": 5e-3, "seed": 7}
+    return {name: TextClassifier(**base, **options).fit(make(90, seed=1), val=make(30, seed=2))
+            for name, (options, make) in CASES.items()}
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_export_load_predict_round_trip(fitted_cases, tmp_path, case, quantize):
+    classifier = fitted_cases[case]
+    texts = CASES[case][1](20, seed=3)
+    info = classifier.export(tmp_path / "export", quantize=quantize, check_data=texts)
+    check = info["check"]
+    assert check["texts"] == 20
+    # A tiny random model's probabilities are close together, so int8 may flip labels: its probabilities must hold.
+    assert check["agreement"] == 1.0 if quantize is None else check["max_probability_difference"] < 0.1
+    assert info["chunked"] == (case == "chunked")
+    files = {path.name for path in (tmp_path / "export").iterdir()}
+    assert "model.onnx" in files and not any(name.endswith(".safetensors") for name in files)
+    assert ("document_head.onnx" in files) == (case == "chunked")
+
+    loaded = TextClassifier.load(tmp_path / "export")
+    assert loaded.runtime_.name == ("onnx-int8" if quantize else "onnx") and loaded.model_ is None
+    text_list = texts["text"].tolist()
+    if quantize is None:
+        np.testing.assert_allclose(loaded.predict_proba(text_list), classifier.predict_proba(text_list), atol=1e-4)
+        assert loaded.predict(text_list) == classifier.predict(text_list)  # thresholds, long-text settings and all
+    if case == "multilabel":
+        assert loaded.thresholds_.tolist() == pytest.approx(classifier.thresholds_.tolist())
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert "ONNX export" in card and "labels agree on" in card
+
+
+def test_a_failed_check_writes_nothing(fitted_cases, tmp_path, monkeypatch):
+    monkeypatch.setattr(exporters_module, "compare", lambda *args: {"texts": 10, "agreement": 0.9,
+                                                                  "max_probability_difference": 0.5})
+    with pytest.raises(BertclfError, match=r"agrees with PyTorch on only 90\.00% of 10 labels"):
+        fitted_cases["multiclass"].export(tmp_path / "out" / "export", check_data=make_texts(10, seed=3))
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_check_data_the_runs_validation_texts_are_rebuilt(fitted_cases, tmp_path, tiny_model):
+    make_texts(60, seed=1).to_csv(tmp_path / "train.csv", index=False)
+    classifier = TextClassifier(model=tiny_model, epochs=1, seed=3).fit(str(tmp_path / "train.csv"))
+    info = classifier.export(tmp_path / "export")
+    assert info["check"]["texts"] == classifier.metrics_["val"]["n"]
+    missing = TextClassifier(model=tiny_model, epochs=1).fit(make_texts(60, seed=1))  # trained from a DataFrame
+    with pytest.raises(BertclfError, match="pass --check-data FILE"):
+        missing.export(tmp_path / "other")
+
+
+@pytest.fixture
+def export_dir(fitted_cases, tmp_path):
+    fitted_cases["multiclass"].export(tmp_path / "export", check_data=make_texts(10, seed=3))
+    return tmp_path / "export"
+
+
+@pytest.mark.parametrize(("damage", "fragment"), [
+    ("missing_graph", "not a complete export (missing model.onnx)"),
+    ("truncated_graph", "cannot load"),
+    ("garbage_export_json", "export.json is corrupt"),
+    ("foreign_export_json", "export.json is corrupt (no export format)"),
+])
+def test_a_damaged_export_is_one_error(export_dir, damage, fragment):
+    graph, info = export_dir / "model.onnx", export_dir / "export.json"
+    if damage == "missing_graph":
+        graph.unlink()
+    elif damage == "truncated_graph":
+        graph.write_bytes(graph.read_bytes()[:1000])
+    elif damage == "garbage_export_json":
+        info.write_text("{")
+    else:
+        info.write_text(json.dumps({"format": "tensorrt"}))
+    with pytest.raises(BertclfError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        TextClassifier.load(export_dir)
+
+
+def test_an_export_runs_only_on_onnx(export_dir):
+    with pytest.raises(BertclfError, match="holds an onnx export, which cannot run as torch"):
+        TextClassifier.load(export_dir, runtime="torch")
+    assert TextClassifier.load(export_dir, runtime="onnx-int8").runtime_.name == "onnx-int8"  # quantized on load
+    with pytest.raises(BertclfError, match="without its PyTorch weights"):
+        TextClassifier.load(export_dir).save(export_dir.parent / "run")

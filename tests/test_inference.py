@@ -1,0 +1,91 @@
+"""Runtimes and the predictor: batching by length, windows of chunked texts, input order, every runtime alike."""
+
+import numpy as np
+import pytest
+import torch
+
+from bertclf import BertclfError, TextClassifier
+from bertclf.batching import PadBatch
+from bertclf.config import ClassifierConfig
+from bertclf.inference import (
+    OnnxRuntime,
+    Predictor,
+    TorchRuntime,
+    group_windows,
+    model_runtime,
+    pad,
+    sorted_batches,
+)
+from bertclf.modeling import build_model
+from tests.conftest import make_tail_texts
+
+
+def test_batches_are_sorted_longest_first_and_padded_to_their_own_longest():
+    assert [batch.tolist() for batch in sorted_batches([3, 9, 1, 7, 5], 2)] == [[1, 3], [4, 0], [2]]
+    ids, mask = pad([[5, 6, 7], [8]], pad_token_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_window_vectors_are_grouped_per_text():
+    vectors = np.arange(12, dtype=np.float32).reshape(6, 2)
+    windows, mask = group_windows(vectors, [2, 1, 3])
+    assert windows.shape == (3, 3, 2) and mask.tolist() == [[1, 1, 0], [1, 0, 0], [1, 1, 1]]
+    assert windows[1, 0].tolist() == [4, 5] and windows[1, 1].tolist() == [0, 0]
+
+
+def random_ids(count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [[101, *rng.integers(1000, 3000, size=int(rng.integers(1, 30))).tolist(), 102] for _ in range(count)]
+
+
+def test_predictions_come_back_in_input_order(tiny_model):
+    model = build_model(ClassifierConfig(model=tiny_model), [0, 1]).eval()
+    token_ids = random_ids(37)
+    batched = Predictor(TorchRuntime(model), pad_token_id=0, batch_size=5).logits(token_ids)
+    with torch.no_grad():
+        one_by_one = np.concatenate([model(input_ids=torch.tensor([ids])).logits.numpy() for ids in token_ids])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_chunked_texts_predict_as_the_training_forward_computes(tiny_model, pooling):
+    """The predictor encodes windows in parts and pools them apart from the encoder; the sum must be the model."""
+    config = ClassifierConfig(model=tiny_model, long_text="chunks", chunk_pooling=pooling)
+    model = build_model(config, ["a", "b", "c"]).eval()
+    rng = np.random.default_rng(1)
+    documents = [[random_ids(1, seed=int(rng.integers(1000)))[0] for _ in range(int(rng.integers(1, 5)))]
+                 for _ in range(9)]
+    predicted = Predictor(TorchRuntime(model), pad_token_id=0, batch_size=3).logits(documents)
+    batch = PadBatch(pad_token_id=0)([(document, None) for document in documents])
+    with torch.no_grad():
+        expected = model(**batch).logits.numpy()
+    np.testing.assert_allclose(predicted, expected, atol=1e-5)
+
+
+def test_an_empty_input_has_no_logits(tiny_model):
+    model = build_model(ClassifierConfig(model=tiny_model), [0, 1])
+    assert Predictor(TorchRuntime(model), pad_token_id=0, batch_size=4).logits([]).shape[0] == 0
+
+
+@pytest.fixture(scope="module")
+def chunked_classifier(tiny_model):
+    options = {"model": tiny_model, "epochs": 2, "batch_size": 8, "learning_rate": 5e-3, "seed": 7,
+               "long_text": "chunks", "max_length": 16, "max_chunks": 4, "chunk_pooling": "attention"}
+    return TextClassifier(**options).fit(make_tail_texts(60, seed=1), val=make_tail_texts(20, seed=2))
+
+
+@pytest.mark.parametrize("name", ["torch-int8", "onnx", "onnx-int8"])
+def test_every_runtime_computes_what_torch_computes(chunked_classifier, name):
+    texts = make_tail_texts(25, seed=3)["text"].tolist()
+    token_ids = chunked_classifier._encode(texts)
+    reference = chunked_classifier._predictor().predict_proba(token_ids)
+    runtime = model_runtime(chunked_classifier.model_, name)
+    assert runtime.name == name and isinstance(runtime, OnnxRuntime) == name.startswith("onnx")
+    probabilities = chunked_classifier._predictor(runtime).predict_proba(token_ids)
+    tolerance = 1e-4 if name == "onnx" else 0.05  # int8 weights move probabilities a little
+    np.testing.assert_allclose(probabilities, reference, atol=tolerance)
+
+
+def test_unknown_runtime_is_named(tmp_path):
+    with pytest.raises(BertclfError, match="unknown runtime 'tensorrt'"):
+        TextClassifier.load(tmp_path, runtime="tensorrt")
