@@ -1,12 +1,14 @@
 """ONNX exports: every task, head, pooling and long-text strategy round-trips; a failed check writes nothing."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
 
 from bertclf import BertclfError, TextClassifier
 from bertclf import exporters as exporters_module
+from bertclf.inference import model_runtime
 from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
 
 CASES = {
@@ -103,3 +105,13 @@ def test_an_export_runs_only_on_onnx(export_dir):
     assert TextClassifier.load(export_dir, runtime="onnx-int8").runtime_.name == "onnx-int8"  # quantized on load
     with pytest.raises(BertclfError, match="without its PyTorch weights"):
         TextClassifier.load(export_dir).save(export_dir.parent / "run")
+
+
+@pytest.mark.parametrize("package", ["onnx", "onnxruntime"])
+def test_without_the_onnx_extra_the_error_names_the_install(fitted_cases, tmp_path, monkeypatch, package):
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(BertclfError, match=r"pip install 'bertclf\[onnx\]'"):
+        fitted_cases["multiclass"].export(tmp_path / "export", check_data=make_texts(10, seed=3))
+    with pytest.raises(BertclfError, match=r"pip install 'bertclf\[onnx\]'"):
+        model_runtime(fitted_cases["multiclass"].model_, "onnx")
+    assert not (tmp_path / "export").exists()

@@ -127,7 +127,7 @@ def quantize_graphs(graph: Path, head: Path | None, folder: Path) -> tuple[Path,
 
 def export_graphs(model: nn.Module, folder: Path, quantize: bool = False) -> tuple[Path, Path | None, dict[str, Any]]:
     """Write the model's ONNX graphs into ``folder``; returns their paths and what the optimizer fused."""
-    import_onnxruntime()
+    raise_if_unavailable()
     from bertclf.modeling import PooledClassifier, first_token_last_layer
 
     model = model.cpu().eval()
