@@ -91,6 +91,10 @@ def non_negative_int(text: str) -> int:
     return _checked_number(text, int, lambda value: value >= 0, "a whole number of at least 0")
 
 
+def non_negative_float(text: str) -> float:
+    return _checked_number(text, float, lambda value: value >= 0, "a number of at least 0")
+
+
 def probability(text: str) -> float:
     return _checked_number(text, float, lambda value: 0 < value < 1, "a number between 0 and 1")
 
@@ -150,6 +154,26 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check-data", help="File of texts (labelled or not) to check the export on [default: the "
                                              "run's validation texts].")
     export.add_argument("--overwrite", action="store_true", help="Replace --output if it already exists.")
+
+    serve = commands.add_parser("serve", help="Serve a classifier over HTTP (REST, micro-batched).", parents=[common],
+                                description="Serve a run or export directory: POST /predict, GET /health, /ready, "
+                                            "/info, /metrics and /docs.")
+    serve.add_argument("run", help="Run directory or export directory.")
+    serve.add_argument("--host", default="127.0.0.1", help="Address to listen on [default: 127.0.0.1].")
+    serve.add_argument("--port", type=positive_int, default=8000, help="Port [default: 8000].")
+    serve.add_argument("--runtime", choices=RUNTIMES, default="auto", help="What runs the model [default: auto].")
+    serve.add_argument("--threads", type=positive_int, help="CPU threads for inference [default: the runtime's].")
+    limits = {"max_batch_size": (64, "Texts per model call (1: no batching across requests)."),
+              "max_batch_tokens": (16384, "Tokens per model call."),
+              "max_concurrent_requests": (512, "Requests in flight; more are refused with 503 and Retry-After."),
+              "max_texts_per_request": (256, "Texts in one request."),
+              "max_text_chars": (100_000, "Characters in one text."),
+              "max_body_bytes": (2_000_000, "Bytes in one request body.")}
+    for name, (default, meaning) in limits.items():
+        serve.add_argument("--" + name.replace("_", "-"), type=positive_int, default=default,
+                           help=f"{meaning} [default: {default}]")
+    serve.add_argument("--max-wait-ms", type=non_negative_float, default=5.0,
+                       help="How long the first text of a model call waits for others [default: 5].")
     return parser
 
 
@@ -298,6 +322,32 @@ def _emit_csv_part() -> Callable[[Any], None]:
     return write
 
 
+def run_serve(args: argparse.Namespace) -> None:
+    try:
+        import uvicorn
+
+        from bertclf.server import ServeSettings, create_app
+    except ImportError:
+        raise BertclfError("serving needs FastAPI and uvicorn: pip install 'bertclf[serve]'") from None
+    from bertclf.classifier import TextClassifier
+
+    classifier = TextClassifier.load(args.run, runtime=args.runtime, threads=args.threads)
+    settings = ServeSettings(**{name: getattr(args, name) for name in (
+        "max_batch_size", "max_batch_tokens", "max_wait_ms", "max_concurrent_requests", "max_texts_per_request",
+        "max_text_chars", "max_body_bytes")})
+    log.info("serving %s (%s, %s runtime) on http://%s:%d", args.run, classifier.task_, classifier.runtime_.name,
+             args.host, args.port)
+    # uvicorn handles SIGINT/SIGTERM itself (stop accepting, finish requests in flight) and then re-raises the
+    # signal to the handler it found: ignoring it there makes a requested stop a clean exit.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    try:
+        uvicorn.run(create_app(classifier, settings), host=args.host, port=args.port,
+                    log_level="warning" if getattr(args, "quiet", False) else "info", timeout_graceful_shutdown=30)
+    except SystemExit as failure:  # uvicorn exits when it cannot listen (port taken, bad address)
+        raise BertclfError(f"cannot serve on {args.host}:{args.port} (see the message above)") from failure
+
+
 def run_export(args: argparse.Namespace) -> None:
     from bertclf.classifier import TextClassifier
     from bertclf.exporters import describe_fusion, raise_if_unavailable
@@ -386,6 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_evaluate(args)
             elif args.command == "export":
                 run_export(args)
+            elif args.command == "serve":
+                run_serve(args)
             else:
                 run_predict(args)
             emit("")

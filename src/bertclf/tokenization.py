@@ -42,7 +42,8 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[l
     level = base_logger.level
     base_logger.setLevel(logging.ERROR)
     try:
-        return tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        return tokenizer(list(texts), add_special_tokens=False, truncation=False, return_attention_mask=False,
+                         return_token_type_ids=False)["input_ids"]
     finally:
         base_logger.setLevel(level)
 
@@ -88,6 +89,9 @@ def windows(content: Sequence[int], budget: int, stride: int, max_chunks: int) -
     return parts
 
 
+TOKENIZE_SLICE = 256  # texts tokenized at a time by Encoder
+
+
 class Encoder:
     """Model-ready token ids under a long-text strategy: a list of ids per text, or with 'chunks' a list of
     windows (each a list of ids) per text. Every piece is wrapped in the model's special tokens."""
@@ -120,4 +124,8 @@ class Encoder:
         return [self.wrap(truncate(content, self.budget, self.strategy, self.head_tokens)) for content in contents]
 
     def __call__(self, texts: Sequence[str]) -> list:
-        return self.from_tokens(tokenize(self.tokenizer, texts))
+        # In slices: a long text's full token list lives only until it is cut, not for every text at once.
+        encoded = []
+        for start in range(0, len(texts), TOKENIZE_SLICE):
+            encoded.extend(self.from_tokens(tokenize(self.tokenizer, texts[start : start + TOKENIZE_SLICE])))
+        return encoded

@@ -1,0 +1,176 @@
+"""The REST server: every endpoint and every error in process (httpx), micro-batching, and the real command."""
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from bertclf import TextClassifier
+from bertclf.server import ServeSettings, create_app
+from tests.conftest import make_multilabel_texts, make_texts
+
+SETTINGS = ServeSettings(max_texts_per_request=4, max_text_chars=200, max_body_bytes=2000, max_concurrent_requests=8)
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_model):
+    options = {"model": tiny_model, "epochs": 3, "batch_size": 8, "learning_rate": 5e-3, "seed": 7}
+    return TextClassifier(**options).fit(make_texts(90, seed=1), val=make_texts(30, seed=2))
+
+
+@pytest.fixture(scope="module")
+def multilabel_classifier(tiny_model):
+    options = {"model": tiny_model, "epochs": 3, "batch_size": 8, "learning_rate": 5e-3, "seed": 7,
+               "task": "multilabel"}
+    return TextClassifier(**options).fit(make_multilabel_texts(90, seed=1), val=make_multilabel_texts(30, seed=2))
+
+
+@pytest.fixture
+def client(classifier):
+    with TestClient(create_app(classifier, SETTINGS)) as client:
+        yield client
+
+
+def test_predict_answers_each_text_in_order_as_offline_predict(client, classifier):
+    texts = make_texts(4, seed=5)["text"].tolist()
+    answer = client.post("/predict", json={"texts": texts})
+    assert answer.status_code == 200
+    predictions = answer.json()["predictions"]
+    assert [p["label"] for p in predictions] == classifier.predict(texts)
+    offline = classifier.predict_proba(texts)
+    for row, prediction in zip(offline, predictions, strict=True):
+        assert [prediction["probabilities"][str(c)] for c in classifier.classes_] == pytest.approx(row.tolist(),
+                                                                                                 abs=1e-5)
+    one = client.post("/predict", json={"text": texts[0], "top_k": 1}).json()["predictions"]
+    assert len(one) == 1 and list(one[0]["probabilities"]) == [one[0]["label"]]
+
+
+def test_health_ready_info_metrics_and_docs(client, classifier):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"status": "ready"}
+    info = client.get("/info").json()
+    assert info["task"] == "multiclass" and info["labels"] == classifier.classes_ and info["runtime"] == "torch"
+    assert info["max_length"] == classifier.max_length_ and "version" in info
+    client.post("/predict", json={"texts": ["a", "b"]})
+    client.post("/predict", json={"texts": []})
+    metrics = client.get("/metrics").text
+    for name in ('bertclf_requests_total{status="200"}', 'bertclf_requests_total{status="422"}',
+                 "bertclf_request_seconds_bucket", "bertclf_batch_texts_bucket", "bertclf_queue_texts",
+                 "bertclf_texts_total"):
+        assert name in metrics
+    assert "/predict" in client.get("/openapi.json").json()["paths"] and client.get("/docs").status_code == 200
+
+
+BAD_REQUESTS = {
+    "malformed_json": ({"content": b'{"texts": ["a"', "headers": {"content-type": "application/json"}}, 400,
+                       "malformed JSON"),
+    "not_an_object": ({"json": ["a", "b"]}, 422, "body"),
+    "texts_not_a_list": ({"json": {"texts": "one text"}}, 422, "texts"),
+    "text_not_a_string": ({"json": {"texts": ["fine", 3]}}, 422, "texts.1"),
+    "text_is_null": ({"json": {"text": None}}, 422, "either 'texts'"),
+    "both_text_and_texts": ({"json": {"text": "a", "texts": ["b"]}}, 422, "either 'texts'"),
+    "neither": ({"json": {"top_k": 2}}, 422, "either 'texts'"),
+    "empty_list": ({"json": {"texts": []}}, 422, "the list is empty"),
+    "too_many_texts": ({"json": {"texts": ["a"] * 5}}, 413, "over the limit of 4 per request"),
+    "text_too_long": ({"json": {"texts": ["a", "b" * 201]}}, 413, "texts.1: 201 characters"),
+    "body_too_large": ({"content": json.dumps({"texts": ["a" * 150] * 20}).encode(),
+                        "headers": {"content-type": "application/json"}}, 413, "body over 2000 bytes"),
+    "top_k_zero": ({"json": {"texts": ["a"], "top_k": 0}}, 422, "top_k"),
+    "threshold_out_of_range": ({"json": {"texts": ["a"], "threshold": 1.5}}, 422, "threshold"),
+    "threshold_on_multiclass": ({"json": {"texts": ["a"], "threshold": 0.3}}, 422, "multilabel models only"),
+    "wrong_method": ({"method": "GET"}, 405, ""),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_requests_get_the_right_4xx_and_the_server_stays_up(client, case):
+    request, status, fragment = BAD_REQUESTS[case]
+    options = {name: value for name, value in request.items() if name != "method"}
+    answer = client.request(request.get("method", "POST"), "/predict", **options)
+    assert answer.status_code == status, answer.text
+    if status != 405:
+        assert fragment in answer.json()["error"]
+    assert client.get("/health").status_code == 200
+    assert client.post("/predict", json={"text": "still fine"}).status_code == 200
+
+
+def test_multilabel_answers_apply_the_saved_or_the_requested_threshold(multilabel_classifier):
+    with TestClient(create_app(multilabel_classifier, SETTINGS)) as client:
+        texts = make_multilabel_texts(4, seed=5)["text"].tolist()
+        saved = client.post("/predict", json={"texts": texts}).json()["predictions"]
+        assert [tuple(p["labels"]) for p in saved] == multilabel_classifier.predict(texts)
+        everything = client.post("/predict", json={"texts": texts, "threshold": 0.01}).json()["predictions"]
+        assert all(p["labels"] == multilabel_classifier.classes_ for p in everything)
+
+
+async def concurrent_requests(classifier, settings, count):
+    app = create_app(classifier, settings)
+    texts = make_texts(count * 3, seed=6)["text"].tolist()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            answers = await asyncio.gather(*(client.post("/predict", json={"texts": texts[i * 3:(i + 1) * 3]})
+                                             for i in range(count)))
+            metrics = (await client.get("/metrics")).text
+    return texts, answers, metrics
+
+
+def batch_count(metrics):
+    line = next(line for line in metrics.splitlines() if line.startswith("bertclf_batch_texts_count"))
+    return float(line.split()[-1])
+
+
+def test_concurrent_requests_share_model_calls_and_get_their_own_rows(classifier):
+    settings = ServeSettings(max_wait_ms=50, max_batch_size=64)
+    texts, answers, metrics = asyncio.run(concurrent_requests(classifier, settings, 12))
+    labels = [p["label"] for answer in answers for p in answer.json()["predictions"]]
+    assert labels == classifier.predict(texts)
+    assert batch_count(metrics) < 1 + 12  # the warm-up call plus fewer calls than requests
+    _, _, unbatched = asyncio.run(concurrent_requests(classifier, ServeSettings(max_batch_size=1), 12))
+    assert batch_count(unbatched) == 1 + 12
+
+
+def test_requests_beyond_the_concurrency_cap_are_refused_with_retry_after(classifier):
+    settings = ServeSettings(max_concurrent_requests=2, max_wait_ms=200)
+    _, answers, metrics = asyncio.run(concurrent_requests(classifier, settings, 6))
+    refused = [answer for answer in answers if answer.status_code == 503]
+    assert refused and all(answer.headers["retry-after"] == "1" for answer in refused)
+    assert sum(answer.status_code == 200 for answer in answers) >= 2
+    assert 'bertclf_requests_total{status="503"}' in metrics
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_real_command_serves_and_stops_cleanly_on_sigterm(classifier, tmp_path):
+    classifier.save(tmp_path / "run")
+    port = free_port()
+    command = [sys.executable, "-m", "bertclf", "-q", "serve", str(tmp_path / "run"), "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError("the server never became ready")
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"texts": ["bread and soup", "goal"]}, timeout=10)
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    assert b"Traceback" not in process.stderr.read()
