@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", type=int, default=200_000)
     parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory(prefix="bertclf-streaming-") as scratch:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             }
             print(f"{name}: {figures[name]}", flush=True)
     figures["growth_mb"] = round(figures["large"]["peak_rss_mb"] - figures["small"]["peak_rss_mb"], 1)
-    results_path = Path(__file__).with_name("results.json")
+    results_path = args.results
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"suites": {}}
     results["suites"]["streaming"] = figures
     results_path.write_text(json.dumps(results, indent=2))
