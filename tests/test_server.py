@@ -174,3 +174,13 @@ def test_the_real_command_serves_and_stops_cleanly_on_sigterm(classifier, tmp_pa
     finally:
         process.kill()
     assert b"Traceback" not in process.stderr.read()
+
+
+def test_a_port_in_use_is_one_line_before_the_model_loads(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "bertclf", "serve", str(tmp_path / "no-run"), "--port",
+                                 str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"bertclf: error: cannot listen on 127.0.0.1:{port}: "
+                                                  "Address already in use"]

@@ -331,6 +331,7 @@ def run_serve(args: argparse.Namespace) -> None:
         raise BertclfError("serving needs FastAPI and uvicorn: pip install 'bertclf[serve]'") from None
     from bertclf.classifier import TextClassifier
 
+    check_can_listen(args.host, args.port)  # before the model loads, not after
     classifier = TextClassifier.load(args.run, runtime=args.runtime, threads=args.threads)
     settings = ServeSettings(**{name: getattr(args, name) for name in (
         "max_batch_size", "max_batch_tokens", "max_wait_ms", "max_concurrent_requests", "max_texts_per_request",
@@ -346,6 +347,17 @@ def run_serve(args: argparse.Namespace) -> None:
                     log_level="warning" if getattr(args, "quiet", False) else "info", timeout_graceful_shutdown=30)
     except SystemExit as failure:  # uvicorn exits when it cannot listen (port taken, bad address)
         raise BertclfError(f"cannot serve on {args.host}:{args.port} (see the message above)") from failure
+
+
+def check_can_listen(host: str, port: int) -> None:
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise BertclfError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 def run_export(args: argparse.Namespace) -> None:
