@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -82,6 +83,9 @@ BAD_REQUESTS = {
     "text_too_long": ({"json": {"texts": ["a", "b" * 201]}}, 413, "texts.1: 201 characters"),
     "body_too_large": ({"content": json.dumps({"texts": ["a" * 150] * 20}).encode(),
                         "headers": {"content-type": "application/json"}}, 413, "body over 2000 bytes"),
+    "chunked_body_too_large": ({"content": iter([b'{"texts": ["' + b"a" * 1500, b"a" * 1500 + b'"]}']),
+                                "headers": {"content-type": "application/json"}}, 413, "body over 2000 bytes"),
+    "not_json_at_all": ({"content": b"texts=a"}, 400, "malformed JSON"),
     "top_k_zero": ({"json": {"texts": ["a"], "top_k": 0}}, 422, "top_k"),
     "threshold_out_of_range": ({"json": {"texts": ["a"], "threshold": 1.5}}, 422, "threshold"),
     "threshold_on_multiclass": ({"json": {"texts": ["a"], "threshold": 0.3}}, 422, "multilabel models only"),
@@ -155,7 +159,9 @@ def free_port():
 def test_the_real_command_serves_and_stops_cleanly_on_sigterm(classifier, tmp_path):
     classifier.save(tmp_path / "run")
     port = free_port()
-    command = [sys.executable, "-m", "bertclf", "-q", "serve", str(tmp_path / "run"), "--port", str(port)]
+    # A long wait for batch companions keeps a request in flight long enough to send SIGTERM during it.
+    command = [sys.executable, "-m", "bertclf", "-q", "serve", str(tmp_path / "run"), "--port", str(port),
+               "--max-wait-ms", "1500"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 90
@@ -169,7 +175,11 @@ def test_the_real_command_serves_and_stops_cleanly_on_sigterm(classifier, tmp_pa
             raise AssertionError("the server never became ready")
         answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"texts": ["bread and soup", "goal"]}, timeout=10)
         assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
-        process.send_signal(signal.SIGTERM)
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(httpx.post, f"http://127.0.0.1:{port}/predict", json={"text": "soup"}, timeout=30)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)  # stops accepting, but answers the request in flight
+            assert in_flight.result().status_code == 200
         assert process.wait(timeout=30) == 0
     finally:
         process.kill()

@@ -20,7 +20,7 @@ from torch import nn
 
 from bertclf import rundir
 from bertclf.errors import BertclfError
-from bertclf.inference import import_onnxruntime
+from bertclf.inference import ONNX_EXTRA, import_onnxruntime
 
 log = logging.getLogger("bertclf")
 
@@ -172,7 +172,7 @@ def raise_if_unavailable() -> None:
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise BertclfError("exporting needs onnx and onnxruntime: pip install 'bertclf[onnx]'") from None
+        raise BertclfError(f"exporting needs onnx and onnxruntime: {ONNX_EXTRA}") from None
     import_onnxruntime()
 
 

@@ -29,8 +29,6 @@ from bertclf.errors import BertclfError
 from bertclf.thresholds import decide
 
 ONNX_EXTRA = "pip install 'bertclf[onnx]'"
-
-
 HEAP_LIMIT = 32 << 20  # bytes: glibc's largest dynamic mmap threshold; bigger tensors are mapped and unmapped
 
 

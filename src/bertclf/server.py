@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,10 +21,9 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from bertclf import __version__
 from bertclf.classifier import TextClassifier
@@ -175,14 +175,6 @@ def create_app(classifier: TextClassifier, settings: ServeSettings | None = None
     async def serve_error(_request: Request, problem: ServeError) -> JSONResponse:
         return error(problem.status, problem.message, problem.headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, problem: RequestValidationError) -> JSONResponse:
-        first = problem.errors()[0]
-        if first.get("type") == "json_invalid":
-            return error(400, f"malformed JSON: {first.get('ctx', {}).get('error', first.get('msg'))}")
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
-        return error(422, f"{where}: {first.get('msg')}")
-
     @app.middleware("http")
     async def limits_and_metrics(request: Request, call_next: Any) -> Any:
         predicting = request.url.path == "/predict"
@@ -206,8 +198,11 @@ def create_app(classifier: TextClassifier, settings: ServeSettings | None = None
         metrics.latency.observe(time.perf_counter() - started)
         return response
 
-    @app.post("/predict", summary="Classify one text or a list of texts")
-    async def predict(payload: PredictRequest) -> dict[str, Any]:
+    body_schema = {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}
+
+    @app.post("/predict", summary="Classify one text or a list of texts", openapi_extra={"requestBody": body_schema})
+    async def predict(request: Request) -> dict[str, Any]:
+        payload = await read_payload(request, settings.max_body_bytes)
         texts = check_texts(payload, settings)
         if payload.threshold is not None and classifier.task_ != "multilabel":
             raise ServeError(422, "threshold: applies to multilabel models only")
@@ -240,6 +235,26 @@ def create_app(classifier: TextClassifier, settings: ServeSettings | None = None
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def read_payload(request: Request, max_body_bytes: int) -> PredictRequest:
+    """The request's JSON body, read here rather than by FastAPI so that its size is capped however it is sent
+    (a chunked upload has no Content-Length) and every problem gets its own status and message."""
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > max_body_bytes:
+            raise ServeError(413, f"request body over {max_body_bytes} bytes")
+    try:
+        data = json.loads(body)
+    except ValueError as problem:
+        raise ServeError(400, f"malformed JSON: {problem}") from None
+    try:
+        return PredictRequest.model_validate(data)
+    except ValidationError as problem:
+        first = problem.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "body"
+        raise ServeError(422, f"{where}: {first.get('msg')}") from None
 
 
 def check_texts(payload: PredictRequest, settings: ServeSettings) -> list[str]:
