@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.streaming import described_run
+
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 TIME_LIMIT_S = 600.0  # the whole load of one server configuration stops after this, whatever is left
 
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bertclf-serve-") as scratch:
         run = args.run or train_run(args.datasets, Path(scratch))
         texts = pd.read_csv(args.datasets / "rutweetcorp" / "test.csv")["text"].drop_duplicates().tolist()
@@ -153,11 +156,45 @@ def main(argv: list[str] | None = None) -> None:
             result["share_of_offline"] = round(result["texts_per_s"] / offline_texts_per_s, 3)
             figures[name] = result
             print(f"{name}: {result}", flush=True)
+    figures.update(described_run(f"python -m benchmarks.serve --clients {args.clients} --requests {args.requests} "
+                                 f"--runtime {args.runtime}", started))
     results_path = args.results
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"suites": {}}
     results["suites"]["serve"] = figures
     results_path.write_text(json.dumps(results, indent=2))
     print(json.dumps(figures, indent=2))
+
+
+SHARE_TARGET = 0.7
+
+
+def section(figures: dict[str, Any]) -> list[str]:
+    """BENCHMARKS.md's section for this suite."""
+    host = figures["machine"]
+    rows = []
+    for name in ("batching", "no_batching"):
+        run = figures[name]
+        rows.append(f"| {name.replace('_', ' ')} | {run['requests']} | {run['errors']} | {run['mismatches']} "
+                    f"| {run['requests_per_s']} | {run['texts_per_s']} | {run['latency_p50_ms']} "
+                    f"| {run['latency_p95_ms']} | {run['latency_p99_ms']} | {run['share_of_offline']:.0%} "
+                    f"| {run['exit_code_on_sigterm']} |")
+    batched = figures["batching"]
+    met = (batched["errors"] == 0 and batched["mismatches"] == 0 and batched["share_of_offline"] >= SHARE_TARGET)
+    return [
+        "## Suite `serve`", "",
+        f"- command: `{figures['command']}` ({figures['minutes']:.0f} minutes), {figures['date']}, {host['cpu']}, "
+        f"{host['cores']} cores; bertclf {host['bertclf']}", "",
+        f"`bertclf serve` of a RuTweetCorp model (the default encoder, one epoch on 2,000 tweets, 64 tokens) on the "
+        f"`{figures['runtime']}` runtime, on 127.0.0.1; {figures['clients']} concurrent httpx clients send "
+        f"{figures['requests_per_client']} requests each of 1 to 8 test tweets ({figures['texts_sent']:,} texts); "
+        "every answer is compared with offline `predict` of the same text on the same runtime, which ran at "
+        f"{figures['offline_texts_per_s']} texts/s (batch 64). The client shares the 2 cores with the server.", "",
+        "| server | requests | errors | mismatches | requests/s | texts/s | p50 ms | p95 ms | p99 ms "
+        "| share of offline texts/s | exit on SIGTERM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|", *rows, "",
+        f"- target (batching: 0 errors, 0 mismatches, at least {SHARE_TARGET:.0%} of offline texts/s): "
+        f"{'met' if met else 'missed'}", "",
+    ]
 
 
 if __name__ == "__main__":

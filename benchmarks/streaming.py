@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bertclf-streaming-") as scratch:
         folder = Path(scratch)
         run = build_run(folder)
@@ -99,11 +101,44 @@ def main(argv: list[str] | None = None) -> None:
             }
             print(f"{name}: {figures[name]}", flush=True)
     figures["growth_mb"] = round(figures["large"]["peak_rss_mb"] - figures["small"]["peak_rss_mb"], 1)
+    figures.update(described_run("python -m benchmarks.streaming", started))
     results_path = args.results
     results = json.loads(results_path.read_text()) if results_path.is_file() else {"suites": {}}
     results["suites"]["streaming"] = figures
     results_path.write_text(json.dumps(results, indent=2))
     print(json.dumps(figures, indent=2))
+
+
+def described_run(command: str, started: float) -> dict[str, Any]:
+    """What every suite records about its run: the command, date, duration and machine."""
+    from benchmarks.run import machine
+
+    return {"command": command, "date": time.strftime("%Y-%m-%d"), "minutes": round((time.perf_counter() - started)
+                                                                                     / 60, 1), "machine": machine()}
+
+
+STREAMING_TARGET_MB = 300
+
+
+def section(figures: dict[str, Any]) -> list[str]:
+    """BENCHMARKS.md's section for this suite."""
+    host = figures["machine"]
+    small, large = figures["small"], figures["large"]
+    verdict = "met" if figures["growth_mb"] <= STREAMING_TARGET_MB else "missed"
+    return [
+        "## Suite `streaming`", "",
+        f"- command: `{figures['command']}` ({figures['minutes']:.0f} minutes), {figures['date']}, {host['cpu']}, "
+        f"{host['cores']} cores; bertclf {host['bertclf']}", "",
+        "Peak RSS of one `bertclf predict` process (from wait4) on CSV files of texts of about 2,000 characters, "
+        "written to a CSV file. The encoder is 2 layers, 32 wide, random (memory does not depend on it; speed "
+        "does, so the seconds say nothing about the default model).", "",
+        "| texts | file MB | peak RSS MB | seconds |", "|---|---|---|---|",
+        *(f"| {run['texts']:,} | {run['file_mb']} | {run['peak_rss_mb']} | {run['seconds']} |"
+          for run in (small, large)),
+        "",
+        f"- growth from {small['texts']:,} to {large['texts']:,} texts: {figures['growth_mb']} MB (target: within "
+        f"{STREAMING_TARGET_MB} MB): {verdict}", "",
+    ]
 
 
 if __name__ == "__main__":

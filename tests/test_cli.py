@@ -412,7 +412,7 @@ def prediction_case(case, tmp_path, run_dir):
         "output_extension": ([*base, "--output", tmp_path / "out.xlsx"], "unsupported output extension"),
         "output_is_a_folder": ([*base, "--output", tmp_path / "dir_in_the_way", "--overwrite"], "is a directory"),
         "missing_run": (["predict", tmp_path / "no_run", "--input", data], "model directory not found"),
-        "run_is_a_file": (["predict", data, "--input", data], "model directory not found"),
+        "run_is_a_file": (["predict", data, "--input", data], "is a file, not a model directory"),
         "not_a_run": (["predict", tmp_path / "dir_in_the_way", "--input", data], "not a bertclf run directory"),
         "batch_size_zero": ([*base, "--batch-size", "0"], "argument --batch-size: expected a whole number of at least"),
         "threshold_out_of_range": ([*base, "--threshold", "2"], "argument --threshold"),

@@ -12,6 +12,7 @@ from bertclf.data import (
     join_texts,
     load_examples,
     make_splits,
+    read_label_names,
     read_table,
     sorted_classes,
     training_classes,
@@ -335,3 +336,9 @@ def test_multilabel_splits_are_stratified_and_validation_is_read_alike():
                                                           ["x", "y"], ["y"]]}), pd.DataFrame(
         {"text": ["e"], "label": ["x,y"]}), None)
     assert auto.val.labels == [("x", "y")]
+
+
+def test_a_label_names_file_that_is_not_utf8_is_named(tmp_path):
+    (tmp_path / "labels.txt").write_bytes(b"caf\xe9\nsport\n")
+    with pytest.raises(BertclfError, match="is not UTF-8 text"):
+        read_label_names(tmp_path / "labels.txt")

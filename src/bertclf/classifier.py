@@ -281,6 +281,8 @@ class TextClassifier:
         if runtime not in RUNTIMES:
             raise BertclfError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
         directory = Path(path)
+        if directory.exists() and not directory.is_dir():
+            raise BertclfError(f"{directory} is a file, not a model directory (a run or an export)")
         if not directory.is_dir():
             raise BertclfError(f"model directory not found: {directory}")
         for required in (rundir.CONFIG_FILE, rundir.LABELS_FILE):

@@ -348,7 +348,11 @@ def read_label_names(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise BertclfError(f"label names file not found: {path}")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise BertclfError(f"label names file {path} is not UTF-8 text") from None
+    names = [line.strip() for line in content.splitlines() if line.strip()]
     if not names:
         raise BertclfError(f"label names file is empty: {path}")
     repeated = sorted({name for name in names if names.count(name) > 1})
