@@ -10,6 +10,7 @@ its own attention kernels; int8 is ONNX Runtime's dynamic quantization of the we
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import warnings
 from pathlib import Path
@@ -130,7 +131,7 @@ def export_graphs(model: nn.Module, folder: Path, quantize: bool = False) -> tup
     raise_if_unavailable()
     from bertclf.modeling import PooledClassifier, first_token_last_layer
 
-    model = model.cpu().eval()
+    model = copy.deepcopy(model).cpu().eval()  # the caller's model keeps its device, mode and attention
     chunked = isinstance(model, PooledClassifier) and model.chunk_pooling is not None
     config = _encoder_config(model)
     graph = folder / rundir.ONNX_GRAPH
