@@ -217,6 +217,10 @@ def suite_header(suite: str, results: dict[str, Any]) -> list[str]:
 
 
 def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
+    if suite in ("streaming", "serve"):  # single-measurement suites of their own scripts, with their own layout
+        from benchmarks import serve, streaming
+
+        return {"streaming": streaming, "serve": serve}[suite].section(results)
     if suite == "inference":  # runtimes against pipeline: a layout of its own
         from benchmarks import inference
 

@@ -1,6 +1,6 @@
 """``bertclf serve`` under load: many concurrent clients, every answer checked against offline prediction.
 
-``python -m benchmarks.serve [--clients 200] [--requests 5] [--runtime onnx-int8]`` trains (or takes with
+``python -m benchmarks.serve [--clients 200] [--requests 5] [--runtime onnx]`` trains (or takes with
 ``--run``) a RuTweetCorp model, predicts the texts offline with the same runtime (texts/s and the expected labels),
 then starts ``bertclf serve`` on a free loopback port, once with micro-batching and once without (``--max-batch-size
 1``), and lets ``clients`` asynchronous httpx clients send ``requests`` requests each of 1 to 8 texts. It records
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--requests", type=int, default=5, help="Requests per client.")
-    parser.add_argument("--runtime", default="onnx-int8")
+    parser.add_argument("--runtime", default="onnx", help="Runtime of the server and of offline prediction.")
     parser.add_argument("--run", type=Path, help="A run directory to serve (default: train one).")
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> None:
         plan = request_texts(texts, args.clients, args.requests)
         sent = [text for requests in plan for request in requests for text in request]
         expected, offline_texts_per_s = offline(run, args.runtime, list(dict.fromkeys(sent)))
-        figures: dict[str, Any] = {"runtime": args.runtime, "clients": args.clients,
+        model = (f"the run directory {args.run}" if args.run else
+                 "the default encoder tuned here for one epoch on 2,000 RuTweetCorp tweets at 64 tokens")
+        figures: dict[str, Any] = {"model": model, "runtime": args.runtime, "clients": args.clients,
                                    "requests_per_client": args.requests, "texts_sent": len(sent),
                                    "offline_texts_per_s": round(offline_texts_per_s, 1)}
         for name, batch_size in (("batching", 64), ("no_batching", 1)):
@@ -184,8 +186,8 @@ def section(figures: dict[str, Any]) -> list[str]:
         "## Suite `serve`", "",
         f"- command: `{figures['command']}` ({figures['minutes']:.0f} minutes), {figures['date']}, {host['cpu']}, "
         f"{host['cores']} cores; bertclf {host['bertclf']}", "",
-        f"`bertclf serve` of a RuTweetCorp model (the default encoder, one epoch on 2,000 tweets, 64 tokens) on the "
-        f"`{figures['runtime']}` runtime, on 127.0.0.1; {figures['clients']} concurrent httpx clients send "
+        f"`bertclf serve` of a RuTweetCorp model ({figures['model']}) on the `{figures['runtime']}` runtime, on "
+        f"127.0.0.1; {figures['clients']} concurrent httpx clients send "
         f"{figures['requests_per_client']} requests each of 1 to 8 test tweets ({figures['texts_sent']:,} texts); "
         "every answer is compared with offline `predict` of the same text on the same runtime, which ran at "
         f"{figures['offline_texts_per_s']} texts/s (batch 64). The client shares the 2 cores with the server.", "",
