@@ -168,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
               "max_concurrent_requests": (512, "Requests in flight; more are refused with 503 and Retry-After."),
               "max_texts_per_request": (256, "Texts in one request."),
               "max_text_chars": (100_000, "Characters in one text."),
-              "max_body_bytes": (2_000_000, "Bytes in one request body.")}
+              "max_body_bytes": (2_000_000, "Bytes in one request body."),
+              "forward_batch_size": (16, "Texts per forward pass within a model call, sorted by length so that "
+                                         "texts of different requests are padded little.")}
     for name, (default, meaning) in limits.items():
         serve.add_argument("--" + name.replace("_", "-"), type=positive_int, default=default,
                            help=f"{meaning} [default: {default}]")
@@ -335,7 +337,7 @@ def run_serve(args: argparse.Namespace) -> None:
     classifier = TextClassifier.load(args.run, runtime=args.runtime, threads=args.threads)
     settings = ServeSettings(**{name: getattr(args, name) for name in (
         "max_batch_size", "max_batch_tokens", "max_wait_ms", "max_concurrent_requests", "max_texts_per_request",
-        "max_text_chars", "max_body_bytes")})
+        "max_text_chars", "max_body_bytes", "forward_batch_size")})
     log.info("serving %s (%s, %s runtime) on http://%s:%d", args.run, classifier.task_, classifier.runtime_.name,
              args.host, args.port)
     # uvicorn handles SIGINT/SIGTERM itself (stop accepting, finish requests in flight) and then re-raises the

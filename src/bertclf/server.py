@@ -41,6 +41,9 @@ class ServeSettings:
     max_texts_per_request: int = 256
     max_text_chars: int = 100_000
     max_body_bytes: int = 2_000_000
+    # Texts per forward pass inside one model call, after sorting the call's texts by length: texts of concurrent
+    # requests have unrelated lengths, and one pass over all of them would pad every text to the longest.
+    forward_batch_size: int = 16
 
 
 class PredictRequest(BaseModel):
@@ -143,7 +146,9 @@ class Batcher:
                     pending.future.set_result(rows)
 
     def _predict(self, token_ids: list) -> np.ndarray:
-        return self.classifier._predictor().predict_proba(token_ids)
+        predictor = self.classifier._predictor()
+        predictor.batch_size = min(predictor.batch_size, self.settings.forward_batch_size)
+        return predictor.predict_proba(token_ids)
 
 
 def create_app(classifier: TextClassifier, settings: ServeSettings | None = None) -> FastAPI:
