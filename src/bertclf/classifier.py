@@ -112,7 +112,7 @@ class TextClassifier:
             windows_per_text = [len(document) for document in train_set.token_ids]
             log.info("chunks: %.2f windows of %d tokens per training text on average (at most %d)",
                      np.mean(windows_per_text), max_length, config.max_chunks)
-        val_set = EncodedTexts(self._encode(splits.val.texts), val_labels)
+        val_set = EncodedTexts(self.encode(splits.val.texts), val_labels)
         precision = resolve_precision(config.mixed_precision)
         with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute only it
             model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
@@ -125,7 +125,7 @@ class TextClassifier:
             self.thresholds_ = np.array(list(result.best_metrics["thresholds"].values()))
         self.metrics_ = {"val": result.best_metrics}
         if splits.test is not None:
-            self.metrics_["test"] = self._score(self.runtime_, EncodedTexts(self._encode(splits.test.texts),
+            self.metrics_["test"] = self._score(self.runtime_, EncodedTexts(self.encode(splits.test.texts),
                                                                             test_labels))
         self.metrics_["training"] = {
             "best_step": result.best_step, "stopped_early": result.stopped_early,
@@ -159,17 +159,18 @@ class TextClassifier:
         return Encoder(self.tokenizer_, self.max_length_, config.long_text, config.head_tokens, config.stride,
                        config.max_chunks)
 
-    def _encode(self, texts: Sequence[str]) -> list:
+    def encode(self, texts: Sequence[str]) -> list:
+        """Model-ready token ids of each text under the long-text strategy (what :meth:`predictor` takes)."""
         return self.text_encoder_(texts)
 
-    def _predictor(self, runtime: Runtime | None = None) -> Predictor:
+    def predictor(self, runtime: Runtime | None = None) -> Predictor:
         """The predictor of the current settings (batch size, thresholds and minimum labels may change after
         loading), on this classifier's runtime or another one."""
         return Predictor(runtime or self.runtime_, self.tokenizer_.pad_token_id, self.config.eval_batch_size,
-                         multilabel=self.task_ == "multilabel", thresholds=self._decision_thresholds(),
+                         multilabel=self.task_ == "multilabel", thresholds=self.decision_thresholds(),
                          min_labels=self.config.min_labels)
 
-    def _decision_thresholds(self) -> np.ndarray:
+    def decision_thresholds(self) -> np.ndarray:
         """Multilabel thresholds in force: ``config.threshold`` when set, else those tuned on validation data."""
         if self.config.threshold is not None:
             return np.full(len(self.classes_), self.config.threshold)
@@ -178,10 +179,10 @@ class TextClassifier:
     def _score(self, runtime: Runtime, dataset: EncodedTexts, tune: bool = False) -> dict[str, Any]:
         """Scores on a labelled set; with ``tune`` (validation during training) the multilabel thresholds are
         first tuned on this very set, as they will be for the model that is kept."""
-        probabilities = self._predictor(runtime).predict_proba(dataset.token_ids)
+        probabilities = self.predictor(runtime).predict_proba(dataset.token_ids)
         if self.task_ != "multilabel":
             return classification_metrics(dataset.labels, probabilities, self.classes_)
-        thresholds = self._decision_thresholds()
+        thresholds = self.decision_thresholds()
         if tune:
             thresholds = tune_thresholds(dataset.labels, probabilities, self.config.threshold_strategy,
                                          self.config.threshold)
@@ -211,7 +212,7 @@ class TextClassifier:
         if empty:
             log.warning("warning: %d of %d texts are empty; their predictions are only the classes' prior", empty,
                         len(texts))
-        return self._predictor().predict_proba(self._encode(texts))
+        return self.predictor().predict_proba(self.encode(texts))
 
     def predict(self, data: Sequence[str] | pd.DataFrame) -> list[Any]:
         """Per text, in input order: the most probable class, or for multilabel a tuple of the labels whose
@@ -220,7 +221,7 @@ class TextClassifier:
 
     def labels_from_probabilities(self, probabilities: np.ndarray) -> list[Any]:
         """The decisions :meth:`predict` makes, from rows of :meth:`predict_proba`."""
-        decisions = self._predictor().decisions(probabilities)
+        decisions = self.predictor().decisions(probabilities)
         if self.task_ != "multilabel":
             return [self.classes_[i] for i in decisions]
         return [tuple(self.classes_[i] for i in np.flatnonzero(row)) for row in decisions]
@@ -230,7 +231,7 @@ class TextClassifier:
         self._check_fitted()
         examples = load_examples(data, dataclasses.replace(self.config, task=self.task_))
         labels = encode_labels(examples, self.classes_)
-        return self._score(self.runtime_, EncodedTexts(self._encode(examples.texts), labels))
+        return self._score(self.runtime_, EncodedTexts(self.encode(examples.texts), labels))
 
     # --- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool | None = None) -> Path:

@@ -209,11 +209,11 @@ def compare(classifier: Any, runtime: Any, texts: list[str], labels: Any) -> dic
     from bertclf.batching import EncodedTexts
     from bertclf.inference import TorchRuntime, resolve_precision
 
-    token_ids = classifier._encode(texts)
+    token_ids = classifier.encode(texts)
     reference = TorchRuntime(classifier.model_, resolve_precision(classifier.config.mixed_precision))
-    torch_probabilities = classifier._predictor(reference).predict_proba(token_ids)
-    export_probabilities = classifier._predictor(runtime).predict_proba(token_ids)
-    decide = classifier._predictor(runtime).decisions
+    torch_probabilities = classifier.predictor(reference).predict_proba(token_ids)
+    export_probabilities = classifier.predictor(runtime).predict_proba(token_ids)
+    decide = classifier.predictor(runtime).decisions
     torch_labels, export_labels = decide(torch_probabilities), decide(export_probabilities)
     same = (torch_labels == export_labels).all(axis=1) if torch_labels.ndim == 2 else torch_labels == export_labels
     result = {"texts": len(texts), "agreement": float(same.mean()),

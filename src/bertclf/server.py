@@ -146,7 +146,7 @@ class Batcher:
                     pending.future.set_result(rows)
 
     def _predict(self, token_ids: list) -> np.ndarray:
-        predictor = self.classifier._predictor()
+        predictor = self.classifier.predictor()
         predictor.batch_size = min(predictor.batch_size, self.settings.forward_batch_size)
         return predictor.predict_proba(token_ids)
 
@@ -162,7 +162,7 @@ def create_app(classifier: TextClassifier, settings: ServeSettings | None = None
         batcher = Batcher(classifier, settings, metrics)
         batcher.start()
         state["batcher"] = batcher
-        await batcher.probabilities(classifier._encode(["warm up"]))
+        await batcher.probabilities(classifier.encode(["warm up"]))
         state["ready"] = True
         try:
             yield
@@ -213,7 +213,7 @@ def create_app(classifier: TextClassifier, settings: ServeSettings | None = None
             raise ServeError(422, "threshold: applies to multilabel models only")
         if not state["ready"]:
             raise ServeError(503, "the model is still loading; retry", {"Retry-After": "1"})
-        probabilities = await state["batcher"].probabilities(classifier._encode(texts))
+        probabilities = await state["batcher"].probabilities(classifier.encode(texts))
         return {"predictions": answers(classifier, probabilities, payload)}
 
     @app.get("/health", summary="The server is alive")
@@ -283,7 +283,7 @@ def answers(classifier: TextClassifier, probabilities: np.ndarray, payload: Pred
     classes = classifier.classes_
     if classifier.task_ == "multilabel":
         thresholds = (np.full(len(classes), payload.threshold) if payload.threshold is not None
-                      else classifier._decision_thresholds())
+                      else classifier.decision_thresholds())
         decisions = decide(probabilities, thresholds, classifier.config.min_labels)
     result = []
     for row, scores in enumerate(probabilities):
