@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -120,7 +119,7 @@ class TextClassifier:
                                           evaluate=lambda candidate: self._score(TorchRuntime(candidate, precision),
                                                                                  val_set, tune=True))
         self.model_, self.train_result_ = model, result
-        self.runtime_ = TorchRuntime(model, resolve_precision(config.mixed_precision))
+        self.runtime_ = TorchRuntime(model, precision)
         if task == "multilabel":  # the thresholds tuned at the best evaluation serve from now on
             self.thresholds_ = np.array(list(result.best_metrics["thresholds"].values()))
         self.metrics_ = {"val": result.best_metrics}
@@ -252,14 +251,13 @@ class TextClassifier:
         """Everything but the network: resolved options, classes, thresholds, scores and the model card."""
         resolved = dataclasses.replace(self.config, max_length=self.max_length_, task=self.task_)
         resolved.save(directory / rundir.CONFIG_FILE)
-        (directory / rundir.LABELS_FILE).write_text(json.dumps({"classes": self.classes_}, ensure_ascii=False,
-                                                               indent=2))
+        rundir.write_json_into(directory / rundir.LABELS_FILE, {"classes": self.classes_})
         if self.thresholds_ is not None:
             thresholds = dict(zip(map(str, self.classes_), self.thresholds_.tolist(), strict=True))
-            (directory / rundir.THRESHOLDS_FILE).write_text(json.dumps(
-                {"strategy": self.config.threshold_strategy, "thresholds": thresholds}, ensure_ascii=False, indent=2))
+            rundir.write_json_into(directory / rundir.THRESHOLDS_FILE,
+                                   {"strategy": self.config.threshold_strategy, "thresholds": thresholds})
         if self.metrics_:
-            (directory / rundir.METRICS_FILE).write_text(json.dumps(self.metrics_, ensure_ascii=False, indent=2))
+            rundir.write_json_into(directory / rundir.METRICS_FILE, self.metrics_)
         write_model_card(directory, name, resolved, self.classes_, self.metrics_, __version__, export)
 
     def export(self, path: str | Path, quantize: str | None = None, check_data: DataSource | None = None,
@@ -304,8 +302,8 @@ class TextClassifier:
             classifier.thresholds_ = read_thresholds(directory / rundir.THRESHOLDS_FILE, classes)
         classifier.tokenizer_ = load_tokenizer(str(directory))
         classifier.text_encoder_ = classifier._text_encoder()
-        name = resolve_runtime(directory, runtime)
         export = read_export_info(directory)
+        name = resolve_runtime(directory, export, runtime)
         if export is not None:
             rows = export.get("vocabulary_rows")
             classifier.runtime_ = export_runtime(directory, export, name, threads)

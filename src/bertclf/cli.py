@@ -18,12 +18,11 @@ import threading
 import time
 import typing
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bertclf import __version__
-from bertclf.config import RUNTIMES, ClassifierConfig, base_type, default_text, read_config_file
+from bertclf.config import RUNTIMES, ClassifierConfig, ServeSettings, base_type, default_text, read_config_file
 from bertclf.errors import BertclfError, Interrupted
 
 if TYPE_CHECKING:  # the heavy modules (torch, transformers, pandas) are imported when a command runs, not for --help
@@ -163,19 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=positive_int, default=8000, help="Port [default: 8000].")
     serve.add_argument("--runtime", choices=RUNTIMES, default="auto", help="What runs the model [default: auto].")
     serve.add_argument("--threads", type=positive_int, help="CPU threads for inference [default: the runtime's].")
-    limits = {"max_batch_size": (64, "Texts per model call (1: no batching across requests)."),
-              "max_batch_tokens": (16384, "Tokens per model call."),
-              "max_concurrent_requests": (512, "Requests in flight; more are refused with 503 and Retry-After."),
-              "max_texts_per_request": (256, "Texts in one request."),
-              "max_text_chars": (100_000, "Characters in one text."),
-              "max_body_bytes": (2_000_000, "Bytes in one request body."),
-              "forward_batch_size": (16, "Texts per forward pass within a model call, sorted by length so that "
-                                         "texts of different requests are padded little.")}
-    for name, (default, meaning) in limits.items():
-        serve.add_argument("--" + name.replace("_", "-"), type=positive_int, default=default,
-                           help=f"{meaning} [default: {default}]")
-    serve.add_argument("--max-wait-ms", type=non_negative_float, default=5.0,
-                       help="How long the first text of a model call waits for others [default: 5].")
+    for spec in dataclasses.fields(ServeSettings):
+        serve.add_argument("--" + spec.name.replace("_", "-"), default=spec.default,
+                           type=non_negative_float if spec.type in (float, "float") else positive_int,
+                           help=f"{spec.metadata['help']} [default: {spec.default}]")
     return parser
 
 
@@ -328,16 +318,14 @@ def run_serve(args: argparse.Namespace) -> None:
     try:
         import uvicorn
 
-        from bertclf.server import ServeSettings, create_app
+        from bertclf.server import create_app
     except ImportError:
         raise BertclfError("serving needs FastAPI and uvicorn: pip install 'bertclf[serve]'") from None
     from bertclf.classifier import TextClassifier
 
     check_can_listen(args.host, args.port)  # before the model loads, not after
     classifier = TextClassifier.load(args.run, runtime=args.runtime, threads=args.threads)
-    settings = ServeSettings(**{name: getattr(args, name) for name in (
-        "max_batch_size", "max_batch_tokens", "max_wait_ms", "max_concurrent_requests", "max_texts_per_request",
-        "max_text_chars", "max_body_bytes", "forward_batch_size")})
+    settings = ServeSettings(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(ServeSettings)})
     log.info("serving %s (%s, %s runtime) on http://%s:%d", args.run, classifier.task_, classifier.runtime_.name,
              args.host, args.port)
     # uvicorn handles SIGINT/SIGTERM itself (stop accepting, finish requests in flight) and then re-raises the
@@ -412,7 +400,7 @@ def _raise_interrupted(signum: int, _frame: Any) -> None:
     raise Interrupted(signum)
 
 
-@contextmanager
+@contextlib.contextmanager
 def signals_raise_interrupted() -> Iterator[None]:
     """SIGINT and SIGTERM become :class:`Interrupted`, so every ``finally`` and clean-up runs before the exit."""
     if threading.current_thread() is threading.main_thread():

@@ -253,9 +253,9 @@ class Predictor:
 # --- opening a runtime on a run directory or an export --------------------------------------------------------
 
 
-def resolve_runtime(directory: Path, requested: str) -> str:
-    """'auto' is what the directory holds: its export, or its torch weights."""
-    export = read_export_info(directory)
+def resolve_runtime(directory: Path, export: dict[str, Any] | None, requested: str) -> str:
+    """'auto' is what the directory holds: its export (``export``, from :func:`read_export_info`), or its torch
+    weights."""
     holds = None if export is None else ("onnx-int8" if export.get("quantize") == "int8" else "onnx")
     if requested == "auto":
         return holds or "torch"

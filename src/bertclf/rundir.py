@@ -28,8 +28,6 @@ HEAD_WEIGHTS = "head.safetensors"
 EXPORT_FILE = "export.json"  # present in an export directory only: its format, quantization and self-check
 ONNX_GRAPH = "model.onnx"  # texts (or windows of chunked texts) to logits (or window vectors)
 ONNX_DOCUMENT_HEAD = "document_head.onnx"  # chunked texts: window vectors to logits
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
-                   "merges.txt", "sentencepiece.bpe.model", "spiece.model")
 
 
 def _write_errors() -> tuple[type[BaseException], ...]:
@@ -161,13 +159,10 @@ def atomic_directory(path: Path) -> contextlib.AbstractContextManager[Path]:
     return _staged(path, make_staging, move_into_place)
 
 
-def write_text(path: Path, text: str) -> None:
-    with atomic_file(path) as staging:
-        staging.write_text(text, encoding="utf-8")
-
-
 def write_json(path: Path, payload: Any) -> None:
-    write_text(path, json.dumps(payload, ensure_ascii=False, indent=2))
+    """A JSON file written atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as staging:
+        write_json_into(staging, payload)
 
 
 def onnx_graphs(directory: Path, export: dict[str, Any]) -> tuple[Path, Path | None]:

@@ -27,23 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from bertclf import __version__
 from bertclf.classifier import TextClassifier
-from bertclf.thresholds import decide
-
-
-@dataclass
-class ServeSettings:
-    """Limits and batching of one server; the defaults follow Text Embeddings Inference where it has one."""
-
-    max_batch_size: int = 64
-    max_batch_tokens: int = 16384
-    max_wait_ms: float = 5.0
-    max_concurrent_requests: int = 512
-    max_texts_per_request: int = 256
-    max_text_chars: int = 100_000
-    max_body_bytes: int = 2_000_000
-    # Texts per forward pass inside one model call, after sorting the call's texts by length: texts of concurrent
-    # requests have unrelated lengths, and one pass over all of them would pad every text to the longest.
-    forward_batch_size: int = 16
+from bertclf.config import ServeSettings
 
 
 class PredictRequest(BaseModel):
@@ -281,10 +265,10 @@ def check_texts(payload: PredictRequest, settings: ServeSettings) -> list[str]:
 def answers(classifier: TextClassifier, probabilities: np.ndarray, payload: PredictRequest) -> list[dict[str, Any]]:
     """Per text, in order: the label(s) and the probabilities (the ``top_k`` most probable when asked)."""
     classes = classifier.classes_
-    if classifier.task_ == "multilabel":
-        thresholds = (np.full(len(classes), payload.threshold) if payload.threshold is not None
-                      else classifier.decision_thresholds())
-        decisions = decide(probabilities, thresholds, classifier.config.min_labels)
+    predictor = classifier.predictor()
+    if payload.threshold is not None:
+        predictor.thresholds = np.full(len(classes), payload.threshold)
+    decisions = predictor.decisions(probabilities)  # the saved or the requested thresholds, as offline
     result = []
     for row, scores in enumerate(probabilities):
         order = np.argsort(-scores, kind="stable")[: payload.top_k]
@@ -292,6 +276,6 @@ def answers(classifier: TextClassifier, probabilities: np.ndarray, payload: Pred
         if classifier.task_ == "multilabel":
             entry["labels"] = [classes[i] for i in np.flatnonzero(decisions[row])]
         else:
-            entry["label"] = classes[int(scores.argmax())]
+            entry["label"] = classes[int(decisions[row])]
         result.append(entry)
     return result
