@@ -79,7 +79,7 @@ def test_every_runtime_computes_what_torch_computes(chunked_classifier, name):
     texts = make_tail_texts(25, seed=3)["text"].tolist()
     token_ids = chunked_classifier.encode(texts)
     reference = chunked_classifier.predictor().predict_proba(token_ids)
-    runtime = model_runtime(chunked_classifier.model_, name)
+    runtime = model_runtime(chunked_classifier.model_, name, chunked_classifier.tokenizer_)
     assert runtime.name == name and isinstance(runtime, OnnxRuntime) == name.startswith("onnx")
     probabilities = chunked_classifier.predictor(runtime).predict_proba(token_ids)
     tolerance = 1e-4 if name == "onnx" else 0.05  # int8 weights move probabilities a little

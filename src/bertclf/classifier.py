@@ -306,11 +306,11 @@ class TextClassifier:
         name = resolve_runtime(directory, export, runtime)
         if export is not None:
             rows = export.get("vocabulary_rows")
-            classifier.runtime_ = export_runtime(directory, export, name, threads)
+            classifier.runtime_ = export_runtime(directory, export, name, classifier.tokenizer_, threads)
         else:
             model = load_model(directory, config, len(classes))
             rows = vocabulary_rows(model)
-            classifier.runtime_ = model_runtime(model, name, config.mixed_precision, threads)
+            classifier.runtime_ = model_runtime(model, name, classifier.tokenizer_, config.mixed_precision, threads)
             classifier.model_ = model if name == "torch" else None
         if not isinstance(rows, int) or not rows / 2 <= len(classifier.tokenizer_) <= rows:
             raise BertclfError(f"{directory} is corrupt: its tokenizer has {len(classifier.tokenizer_)} tokens but the "

@@ -4,7 +4,8 @@ The encoder graph takes padded ``input_ids`` and ``attention_mask`` (batch and s
 logits, or for chunked texts one vector per window; chunked texts get a second small graph, ``windows`` and
 ``mask`` to logits, so that grouping windows into documents (which depends on the data) stays outside both.
 The encoder is exported with eager attention, whose pattern ONNX Runtime's transformer optimizer fuses into
-its own attention kernels; int8 is ONNX Runtime's dynamic quantization of the weights of matrix products.
+its own attention kernels; int8 is ONNX Runtime's dynamic quantization of matrix products, with the few input
+channels that carry outliers computed apart in fp32 (:func:`quantize_graph`).
 """
 
 from __future__ import annotations
@@ -89,25 +90,128 @@ def _optimize(path: Path, config: Any) -> dict[str, int]:
     return {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
 
 
-def quantize_graph(source: Path, target: Path) -> None:
-    """Int8 weights for the graph's matrix products, per output channel; activations are quantized on the fly."""
+# An input channel of a matrix product whose largest magnitude is over OUTLIER_FACTOR times the median channel's
+# stays fp32 (at most MAX_OUTLIER_CHANNELS per product): one scale per activation tensor is otherwise set by a few
+# channels, which BERT-family encoders keep large whatever the text, and coarsens every other channel's resolution.
+OUTLIER_FACTOR = 3.0
+MAX_OUTLIER_CHANNELS = 32
+CALIBRATION_ROWS, CALIBRATION_TOKENS = 256, 32
+# The fused attention's query/key/value product stays fp32: it has no outlier split, and quantized it moved labels
+# on CoLA and SST-2 (see the inference suite in BENCHMARKS.md).
+FP32_OPERATORS = ("Attention", "MultiHeadAttention")
+
+
+def calibration_rows(tokenizer: Any) -> list[list[int]]:
+    """Random vocabulary ids between the special tokens the tokenizer puts around a text: enough to see which input
+    channels of each product carry outliers, a property of the model rather than of any text, so no data is needed."""
+    import numpy as np
+
+    word = tokenizer("a", add_special_tokens=False)["input_ids"]
+    wrapped = tokenizer("a")["input_ids"]
+    at = next(index for index in range(len(wrapped)) if wrapped[index : index + len(word)] == word)
+    prefix, suffix = wrapped[:at], wrapped[at + len(word) :]
+    special = set(tokenizer.all_special_ids)
+    vocabulary = np.array([index for index in range(len(tokenizer)) if index not in special])
+    random = np.random.default_rng(0)
+    return [prefix + random.choice(vocabulary, CALIBRATION_TOKENS).tolist() + suffix for _ in range(CALIBRATION_ROWS)]
+
+
+def _weighted_products(model: Any) -> list[Any]:
+    """The graph's MatMul nodes whose second input is a weight matrix (not an activation)."""
+    weights = {tensor.name for tensor in model.graph.initializer if len(tensor.dims) == 2}
+    return [node for node in model.graph.node if node.op_type == "MatMul" and node.input[1] in weights]
+
+
+def _input_channel_peaks(model: Any, products: list[Any], rows: list[list[int]], pad_token_id: int) -> list[Any]:
+    """The largest magnitude of each input channel of each product over ``rows`` (the graph run in fp32)."""
+    import numpy as np
+    import onnx
+
+    from bertclf.inference import import_onnxruntime, pad
+
+    ort = import_onnxruntime()
+    probe = copy.deepcopy(model)
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(node.input[0], onnx.TensorProto.FLOAT, None)
+                              for node in products)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    peaks = [0.0] * len(products)
+    for start in range(0, len(rows), 64):
+        input_ids, attention_mask = pad(rows[start : start + 64], pad_token_id)
+        inputs = session.run([node.input[0] for node in products],
+                             {"input_ids": input_ids, "attention_mask": attention_mask})
+        for index, values in enumerate(inputs):
+            peaks[index] = np.maximum(peaks[index], np.abs(values.reshape(-1, values.shape[-1])).max(axis=0))
+    return peaks
+
+
+def _split_outlier_channels(model: Any, products: list[Any], peaks: list[Any]) -> list[str]:
+    """Rewrite each product X·W whose input has outlier channels as (X·mask)·W + X[..., outliers]·W[outliers]:
+    the first is then quantized over a range the outliers no longer set, the second (a few channels) stays fp32.
+    Returns the names of the products to keep in fp32."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    weights = {tensor.name: tensor for tensor in model.graph.initializer}
+    rewritten, kept = {}, []
+    for node, peak in zip(products, peaks, strict=True):
+        largest = np.argsort(peak)[::-1][:MAX_OUTLIER_CHANNELS]
+        outliers = np.sort(largest[peak[largest] > OUTLIER_FACTOR * np.median(peak)])
+        if not len(outliers):
+            continue
+        name, (source, weight_name), output = node.name, node.input, node.output[0]
+        mask = np.ones(weights[weight_name].dims[0], dtype=np.float32)
+        mask[outliers] = 0
+        model.graph.initializer.extend([
+            numpy_helper.from_array(mask, f"{name}/inlier_mask"),
+            numpy_helper.from_array(outliers.astype(np.int64), f"{name}/outlier_channels"),
+            numpy_helper.from_array(numpy_helper.to_array(weights[weight_name])[outliers], f"{name}/outlier_weight"),
+        ])
+        rewritten[output] = [
+            helper.make_node("Mul", [source, f"{name}/inlier_mask"], [f"{name}/inliers"], name=f"{name}/inliers"),
+            helper.make_node("MatMul", [f"{name}/inliers", weight_name], [f"{name}/inlier_product"], name=name),
+            helper.make_node("Gather", [source, f"{name}/outlier_channels"], [f"{name}/outliers"], axis=-1,
+                             name=f"{name}/outliers"),
+            helper.make_node("MatMul", [f"{name}/outliers", f"{name}/outlier_weight"], [f"{name}/outlier_product"],
+                             name=f"{name}/outlier_product"),
+            helper.make_node("Add", [f"{name}/inlier_product", f"{name}/outlier_product"], [output],
+                             name=f"{name}/sum"),
+        ]
+        kept.append(f"{name}/outlier_product")
+    nodes = [replacement for node in model.graph.node for replacement in rewritten.get(node.output[0], [node])]
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return kept
+
+
+def quantize_graph(source: Path, target: Path, tokenizer: Any) -> None:
+    """Int8 weights (one scale per output channel) for the graph's matrix products, activations quantized on the fly,
+    with each product's outlier input channels, found on :func:`calibration_rows`, computed apart in fp32."""
+    import onnx
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    model = onnx.load(str(source))
+    products = _weighted_products(model)
+    peaks = _input_channel_peaks(model, products, calibration_rows(tokenizer), tokenizer.pad_token_id or 0)
+    fp32 = _split_outlier_channels(model, products, peaks)
+    fp32 += [node.name for node in model.graph.node if node.op_type in FP32_OPERATORS]
+    split = target.with_name(f"{target.stem}.split.onnx")
+    onnx.save(model, str(split))
     # The quantizer logs advice through the root logger, which would install a handler on the application's root
     # logger (logging.basicConfig) and print it: a NullHandler there for the duration keeps it quiet and harmless.
     root, quiet = logging.getLogger(), logging.NullHandler()
     root.addHandler(quiet)
     with warnings.catch_warnings(), _root_level(logging.ERROR):
         warnings.simplefilter("ignore")
-        # Fused operators come from ONNX Runtime's own domain, whose outputs shape inference cannot type: float.
         try:
             # One scale per output channel: a single scale per matrix let the largest channel set everyone's
-            # resolution, and moved probabilities about twice as far from fp32's (see BENCHMARKS.md).
-            quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
+            # resolution. Fused operators come from ONNX Runtime's own domain, whose outputs shape inference
+            # cannot type: float.
+            quantize_dynamic(str(split), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                             nodes_to_exclude=fp32, extra_options={"DefaultTensorType": TensorProto.FLOAT})
         finally:
             root.removeHandler(quiet)
+            split.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -121,15 +225,17 @@ def _root_level(level: int):
         root.setLevel(previous)
 
 
-def quantize_graphs(graph: Path, head: Path | None, folder: Path) -> tuple[Path, Path | None]:
+def quantize_graphs(graph: Path, head: Path | None, folder: Path, tokenizer: Any) -> tuple[Path, Path | None]:
     """Int8 copies of an export's graphs in ``folder``."""
     quantized = folder / rundir.ONNX_GRAPH
-    quantize_graph(graph, quantized)
+    quantize_graph(graph, quantized, tokenizer)
     return quantized, head  # the document head is a few small products: int8 would cost accuracy for nothing
 
 
-def export_graphs(model: nn.Module, folder: Path, quantize: bool = False) -> tuple[Path, Path | None, dict[str, Any]]:
-    """Write the model's ONNX graphs into ``folder``; returns their paths and what the optimizer fused."""
+def export_graphs(model: nn.Module, folder: Path,
+                  quantize_with: Any = None) -> tuple[Path, Path | None, dict[str, Any]]:
+    """Write the model's ONNX graphs into ``folder``, int8 if given the tokenizer to calibrate with (see
+    :func:`quantize_graph`); returns their paths and what the optimizer fused."""
     raise_if_unavailable()
     from bertclf.modeling import PooledClassifier, first_token_last_layer
 
@@ -157,10 +263,10 @@ def export_graphs(model: nn.Module, folder: Path, quantize: bool = False) -> tup
         with torch.no_grad():
             _export(_DocumentHeadGraph(model), (windows, mask), ["windows", "mask"],
                     {"windows": {0: "rows", 1: "windows"}, "mask": {0: "rows", 1: "windows"}}, head)
-    if quantize:
+    if quantize_with is not None:
         fp32 = graph.with_name("model.fp32.onnx")
         graph.rename(fp32)
-        quantize_graph(fp32, graph)
+        quantize_graph(fp32, graph, quantize_with)
         fp32.unlink()
     return graph, head, {"fused_operators": fused, "chunked": chunked}
 
@@ -245,7 +351,8 @@ def export_classifier(classifier: Any, output: Path, quantize: str | None, check
     if not texts:
         raise BertclfError("no texts to check the export on")
     with rundir.atomic_directory(output) as staging:
-        graph, head, graphs = export_graphs(classifier.model_, staging, quantize == "int8")
+        graph, head, graphs = export_graphs(classifier.model_, staging,
+                                             classifier.tokenizer_ if quantize == "int8" else None)
         runtime = OnnxRuntime(graph, head, "onnx-int8" if quantize else "onnx")
         check = compare(classifier, runtime, texts, labels)
         if quantize is None and check["agreement"] < MIN_FP32_AGREEMENT:

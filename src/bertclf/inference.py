@@ -275,19 +275,21 @@ def read_export_info(directory: Path) -> dict[str, Any] | None:
     return info
 
 
-def export_runtime(directory: Path, export: dict[str, Any], name: str, threads: int | None = None) -> Runtime:
+def export_runtime(directory: Path, export: dict[str, Any], name: str, tokenizer: Any,
+                   threads: int | None = None) -> Runtime:
     """An ONNX runtime on the graphs of an export directory (int8 copies made on the fly if asked for)."""
     graph, head = rundir.onnx_graphs(directory, export)
     if name == "onnx-int8" and export.get("quantize") != "int8":
         from bertclf.exporters import quantize_graphs
 
-        graph, head = quantize_graphs(graph, head, _scratch_folder())
+        graph, head = quantize_graphs(graph, head, _scratch_folder(), tokenizer)
     return OnnxRuntime(graph, head, name, threads)
 
 
-def model_runtime(model: nn.Module, name: str, precision: str = "auto", threads: int | None = None) -> Runtime:
+def model_runtime(model: nn.Module, name: str, tokenizer: Any, precision: str = "auto",
+                  threads: int | None = None) -> Runtime:
     """A runtime for a PyTorch network: itself, its int8 version, or its ONNX graphs exported into a temporary
-    folder (``bertclf export`` keeps them)."""
+    folder (``bertclf export`` keeps them); int8 graphs are calibrated with ``tokenizer``."""
     if threads:
         torch.set_num_threads(threads)
     if name == "torch":
@@ -296,7 +298,7 @@ def model_runtime(model: nn.Module, name: str, precision: str = "auto", threads:
         return TorchRuntime(quantize_linear_layers(model), name=name)
     from bertclf.exporters import export_graphs
 
-    graph, head, _ = export_graphs(model, _scratch_folder(), quantize=name == "onnx-int8")
+    graph, head, _ = export_graphs(model, _scratch_folder(), tokenizer if name == "onnx-int8" else None)
     return OnnxRuntime(graph, head, name, threads)
 
 
