@@ -48,8 +48,8 @@ def train_bertclf(paths: dict[str, Path], settings: dict[str, Any], save_to: Pat
         metrics = single_label_scores(labels, probabilities.argmax(axis=1))
     classifier.save(save_to, overwrite=True)
     return {
-        "train_seconds": classifier.train_result_.train_seconds,
-        "train_samples": classifier.train_result_.train_samples,
+        "train_seconds": classifier.train_state_.train_seconds,
+        "train_samples": classifier.train_state_.train_samples,
         "predict_texts_per_s": len(test) / predict_seconds,
         "metrics": metrics,
     }

@@ -16,7 +16,8 @@ def lengths_for(count, seed=0):
 def test_every_text_appears_once_per_epoch_in_bounded_batches():
     lengths = lengths_for(1000)
     sampler = LengthBucketSampler(lengths, batch_size=32, seed=1)
-    for _ in range(2):
+    for epoch in range(2):
+        sampler.arrange(epoch)
         batches = list(sampler)
         assert len(batches) == len(sampler) == 32
         assert sorted(i for batch in batches for i in batch) == list(range(1000))
@@ -40,9 +41,19 @@ def test_order_is_reproducible_from_the_seed_and_changes_between_epochs():
     lengths = lengths_for(500)
     first, second = LengthBucketSampler(lengths, 16, seed=3), LengthBucketSampler(lengths, 16, seed=3)
     epoch_one = list(first)
-    assert epoch_one == list(second)
+    assert epoch_one == list(second) == list(first)  # iterating again repeats the epoch, not the next one
+    first.arrange(1)
     assert list(first) != epoch_one
     assert list(LengthBucketSampler(lengths, 16, seed=4)) != epoch_one
+
+
+def test_a_resumed_epoch_draws_the_batches_the_interrupted_one_would_have():
+    lengths = lengths_for(500)
+    whole = LengthBucketSampler(lengths, 16, seed=3)
+    whole.arrange(2)
+    resumed = LengthBucketSampler(lengths, 16, seed=3)  # a new process: nothing carried over but the numbers
+    resumed.arrange(2, skip=5)
+    assert list(resumed) == list(whole)[5:]
 
 
 def test_padding_and_attention_mask():

@@ -1,11 +1,26 @@
-import numpy as np
-import torch
+import copy
+import signal
 
-from bertclf.batching import EncodedTexts, PadBatch, split_batch
+import numpy as np
+import pytest
+import torch
+from accelerate import Accelerator
+
+from bertclf.batching import EncodedTexts, PadBatch
+from bertclf.checkpoints import Checkpoints, fingerprint
 from bertclf.config import ClassifierConfig
+from bertclf.errors import Interrupted
 from bertclf.inference import Predictor, TorchRuntime
 from bertclf.modeling import build_model
-from bertclf.trainer import class_weights, is_better, loss_function, parameter_groups, train
+from bertclf.trainer import (
+    TrainState,
+    class_weights,
+    is_better,
+    loss_function,
+    parameter_groups,
+    train,
+    train_step,
+)
 
 
 def test_parameter_groups_split_head_rate_and_decay(tiny_model):
@@ -122,24 +137,82 @@ def test_loss_function_follows_the_task():
     torch.testing.assert_close(multi(logits, targets), expected)
 
 
-def test_chunked_batches_split_into_parts_give_the_whole_batchs_gradient(tiny_model):
-    """The training step's arithmetic: parts weighted by their share of texts add up to the whole batch."""
-    config = ClassifierConfig(model=tiny_model, long_text="chunks")
+def test_the_training_step_on_chunked_texts_in_parts_gives_the_whole_batchs_update(tiny_model):
+    """train_step cuts a batch of chunked texts into parts of at most batch_size windows; weighted by their share
+    of texts, the parts' gradients add up to the whole batch's, so the update is the one the whole batch gives."""
+    config = ClassifierConfig(model=tiny_model, long_text="chunks", batch_size=4, max_grad_norm=0)
     model = build_model(config, [0, 1]).eval()  # no dropout: the two ways must match exactly
-    items = [([[101, 2000 + i, 102]] * (i % 3 + 1), np.int64(i % 2)) for i in range(6)]
+    reference = copy.deepcopy(model)
+    items = [([[101, 2000 + i, 102]] * (i % 3 + 1), np.int64(i % 2)) for i in range(6)]  # 12 windows: 3+ parts
     batch = PadBatch(pad_token_id=0)(items)
     loss_fn = loss_function(multilabel=False)
 
-    def gradients(parts):
-        model.zero_grad()
-        for part in parts:
-            part = dict(part)
-            labels = part.pop("labels")
-            (loss_fn(model(**part).logits, labels) * len(labels) / len(batch["labels"])).backward()
-        return [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+    accelerator = Accelerator()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)  # the update is minus the gradient
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
+    prepared, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    loss = train_step(prepared, dict(batch), optimizer, scheduler, accelerator, loss_fn, config)
 
-    whole = gradients([batch])
-    parts = split_batch(batch, max_windows=4)
-    assert len(parts) > 2
-    for expected, got in zip(whole, gradients(parts), strict=True):
-        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-4)
+    whole = dict(batch)
+    labels = whole.pop("labels")
+    expected_loss = loss_fn(reference(**whole).logits, labels)
+    expected_loss.backward()
+    torch.testing.assert_close(loss, expected_loss.detach(), atol=1e-6, rtol=1e-5)
+    for (name, before), after in zip(reference.named_parameters(), model.parameters(), strict=True):
+        expected = before.detach() - (before.grad if before.grad is not None else 0)
+        torch.testing.assert_close(after.detach(), expected, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_the_train_state_survives_a_checkpoint_as_json():
+    state = TrainState(epoch=1, epoch_batches=3, epoch_loss=torch.tensor(1.25), step=7,
+                       history=[{"step": 4, "accuracy": 0.5}], best_step=4, best_score=0.5,
+                       best_metrics={"accuracy": 0.5}, evaluations_without_gain=1, train_seconds=2.5,
+                       train_samples=56)
+    restored = TrainState.from_dict(state.to_dict())
+    assert restored.to_dict() == state.to_dict() and restored.mean_epoch_loss == pytest.approx(1.25 / 3)
+
+
+def _resumable_run(tiny_model, folder, evaluate_hook=None):
+    config = ClassifierConfig(model=tiny_model, epochs=3, batch_size=8, eval_steps=3, save_steps=2,
+                              learning_rate=3e-3, metric="accuracy", seed=1)
+    torch.manual_seed(1)
+    model = build_model(config, [0, 1])
+    train_set, val_set = toy_set(64, seed=1), toy_set(16, seed=2)
+
+    def evaluate(candidate):
+        if evaluate_hook:
+            evaluate_hook()
+        score = accuracy_of(candidate, val_set)
+        return {"accuracy": score, "loss": 1 - score}
+
+    checkpoints = None if folder is None else Checkpoints(folder, config, fingerprint(train_set))
+    return train(model, train_set, config, pad_token_id=0, loss_fn=torch.nn.functional.cross_entropy,
+                 evaluate=evaluate, checkpoints=checkpoints)
+
+
+def test_an_interrupted_run_checkpoints_and_resumes_to_the_same_weights(tiny_model, tmp_path):
+    plain_model, plain = _resumable_run(tiny_model, None)
+    interrupts = iter([True])  # SIGINT arrives during the first evaluation, at step 3 of 24 (mid-epoch)
+    with pytest.raises(Interrupted) as stopped:
+        _resumable_run(tiny_model, tmp_path / "run", lambda: next(interrupts, False) and
+                       signal.raise_signal(signal.SIGINT))
+    assert stopped.value.signal_number == signal.SIGINT and stopped.value.checkpoint == str(tmp_path / "run")
+    assert [path.name for path in (tmp_path / "run" / "checkpoints").iterdir()] == ["step-00000003"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler it found is back
+
+    resumed_model, resumed = _resumable_run(tiny_model, tmp_path / "run")
+    assert resumed.history == plain.history and resumed.best_step == plain.best_step
+    for (name, expected), got in zip(plain_model.state_dict().items(), resumed_model.state_dict().values(),
+                                     strict=True):
+        assert torch.equal(expected, got), name
+    assert len(list((tmp_path / "run" / "checkpoints").iterdir())) == 1  # save_total_limit 1
+
+
+def test_a_checkpoint_of_other_data_is_refused(tiny_model, tmp_path):
+    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8)
+    model = build_model(config, [0, 1])
+    Checkpoints(tmp_path, config, "before").save(Accelerator(), TrainState(step=1).to_dict())
+    with pytest.raises(Exception, match="training data differ"):
+        train(model, toy_set(16), config, pad_token_id=0, loss_fn=torch.nn.functional.cross_entropy,
+              evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0},
+              checkpoints=Checkpoints(tmp_path, config, "after"))

@@ -102,28 +102,38 @@ def split_batch(batch: dict[str, torch.Tensor], max_windows: int) -> list[dict[s
 
 
 class LengthBucketSampler(Sampler[list[int]]):
-    """Shuffled batches of similar-length texts, a new arrangement every epoch, reproducible from ``seed``."""
+    """Shuffled batches of similar-length texts. Each epoch's arrangement depends only on ``seed`` and the epoch's
+    number, so a resumed run draws exactly the batches the interrupted one would have."""
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, pool_batches: int = POOL_BATCHES):
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.pool_size = batch_size * pool_batches
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.epoch, self.skip = 0, 0
+
+    def arrange(self, epoch: int, skip: int = 0) -> None:
+        """Iterate over ``epoch``'s batches, leaving out its first ``skip`` (already trained on)."""
+        self.epoch, self.skip = epoch, skip
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        permutation = torch.randperm(len(self.lengths), generator=self.generator).numpy()
+        random = np.random.default_rng([self.seed, self.epoch])
+        permutation = random.permutation(len(self.lengths))
         batches = []
         for start in range(0, len(permutation), self.pool_size):
             pool = permutation[start : start + self.pool_size]
             pool = pool[np.argsort(-self.lengths[pool], kind="stable")]
             batches.extend(pool[i : i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size))
-        for position in torch.randperm(len(batches), generator=self.generator).tolist():
+        for position in random.permutation(len(batches))[self.skip :]:
             yield batches[position]
 
 
 def train_loader(dataset: EncodedTexts, batch_size: int, seed: int, pad_token_id: int) -> DataLoader:
+    """Batches of :class:`LengthBucketSampler`; the loader's own generator keeps starting an epoch from drawing on
+    the global random state, which dropout uses (and a checkpoint restores)."""
     sampler = LengthBucketSampler(dataset.lengths, batch_size, seed)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadBatch(pad_token_id))
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadBatch(pad_token_id),
+                      generator=torch.Generator().manual_seed(seed))

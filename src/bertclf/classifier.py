@@ -15,6 +15,7 @@ from accelerate.utils import set_seed
 
 from bertclf import __version__, rundir, trainer
 from bertclf.batching import EncodedTexts
+from bertclf.checkpoints import Checkpoints, fingerprint
 from bertclf.config import RUNTIMES, TASK_METRICS, ClassifierConfig
 from bertclf.data import DataSource, encode_labels, join_texts, load_examples, make_splits, training_classes
 from bertclf.errors import BertclfError
@@ -42,7 +43,7 @@ from bertclf.modeling import (
 )
 from bertclf.thresholds import tune_thresholds
 from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, special_tokens, tokenize
-from bertclf.trainer import TrainResult, class_weights, loss_function
+from bertclf.trainer import TrainState, class_weights, loss_function
 
 log = logging.getLogger("bertclf")
 
@@ -65,12 +66,16 @@ class TextClassifier:
         self.runtime_: Runtime | None = None  # what runs it: see bertclf.inference
         self.tokenizer_ = None
         self.metrics_: dict[str, Any] = {}
-        self.train_result_: TrainResult | None = None
+        self.train_state_: TrainState | None = None  # the training loop's record: history, best step, cost
 
     # --- training -----------------------------------------------------------------------------------
-    def fit(self, train: DataSource | None = None, val: DataSource | None = None,
-            test: DataSource | None = None) -> TextClassifier:
-        """Train on ``train`` (or ``config.train``), pick the best epoch on ``val``, score ``test``."""
+    def fit(self, train: DataSource | None = None, val: DataSource | None = None, test: DataSource | None = None,
+            *, checkpoint_dir: str | Path | None = None, resume: bool = False) -> TextClassifier:
+        """Train on ``train`` (or ``config.train``), pick the best epoch on ``val``, score ``test``.
+
+        With ``checkpoint_dir``, checkpoints are written there as training goes (``save_steps``), and a SIGINT or
+        SIGTERM stops after the current step with a checkpoint; ``resume=True`` continues the run whose checkpoints
+        are there, with the same options and data."""
         train = train if train is not None else self.config.train
         val = val if val is not None else self.config.val
         test = test if test is not None else self.config.test
@@ -80,6 +85,11 @@ class TextClassifier:
         self.config = config = dataclasses.replace(self.config, **{
             name: str(source) if isinstance(source, (str, Path)) else None
             for name, source in (("train", train), ("val", val), ("test", test))})
+        if resume:
+            self._check_resumable(checkpoint_dir)
+        elif checkpoint_dir is not None and rundir.checkpoints_in(Path(checkpoint_dir)):
+            raise BertclfError(f"{checkpoint_dir} holds the checkpoints of an interrupted run: resume it "
+                               f"(bertclf train --resume {checkpoint_dir}) or delete it")
         splits = make_splits(config, train, val, test)
         task = "multilabel" if splits.train.multilabel else "multiclass"
         if config.metric not in TASK_METRICS[task]:
@@ -113,19 +123,23 @@ class TextClassifier:
                      np.mean(windows_per_text), max_length, config.max_chunks)
         val_set = EncodedTexts(self.encode(splits.val.texts), val_labels)
         precision = resolve_precision(config.mixed_precision)
+        checkpoints = None if checkpoint_dir is None else Checkpoints(Path(checkpoint_dir), config,
+                                                                      fingerprint(train_set))
         with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute only it
             model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
                                           loss_fn=loss_function(task == "multilabel", weights),
                                           evaluate=lambda candidate: self._score(TorchRuntime(candidate, precision),
-                                                                                 val_set, tune=True))
-        self.model_, self.train_result_ = model, result
+                                                                                 val_set, tune=True,
+                                                                                 across_processes=True),
+                                          checkpoints=checkpoints)
+        self.model_, self.train_state_ = model, result
         self.runtime_ = TorchRuntime(model, precision)
         if task == "multilabel":  # the thresholds tuned at the best evaluation serve from now on
             self.thresholds_ = np.array(list(result.best_metrics["thresholds"].values()))
         self.metrics_ = {"val": result.best_metrics}
         if splits.test is not None:
             self.metrics_["test"] = self._score(self.runtime_, EncodedTexts(self.encode(splits.test.texts),
-                                                                            test_labels))
+                                                                            test_labels), across_processes=True)
         self.metrics_["training"] = {
             "best_step": result.best_step, "stopped_early": result.stopped_early,
             "train_seconds": round(result.train_seconds, 2), "train_samples": result.train_samples,
@@ -133,6 +147,18 @@ class TextClassifier:
             "max_length": max_length, "history": result.history,
         }
         return self
+
+    def _check_resumable(self, checkpoint_dir: str | Path | None) -> None:
+        """A run to resume must have a checkpoint, and this classifier its options (see RESUME_SAFE)."""
+        folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        if folder is None or not rundir.checkpoints_in(folder) or not (folder / rundir.CONFIG_FILE).is_file():
+            raise BertclfError(f"{folder} holds no checkpoint of an interrupted run to resume")
+        interrupted = ClassifierConfig.from_file(folder / rundir.CONFIG_FILE)
+        changed = self.config.changes_on_resume(interrupted)
+        if changed:
+            raise BertclfError("resuming needs the interrupted run's options, but " + ", ".join(
+                f"--{name.replace('_', '-')} is {getattr(self.config, name)!r} (was {getattr(interrupted, name)!r})"
+                for name in changed))
 
     def _choose_max_length(self, counts: Sequence[int], limit: int) -> int:
         requested = self.config.max_length
@@ -162,12 +188,12 @@ class TextClassifier:
         """Model-ready token ids of each text under the long-text strategy (what :meth:`predictor` takes)."""
         return self.text_encoder_(texts)
 
-    def predictor(self, runtime: Runtime | None = None) -> Predictor:
+    def predictor(self, runtime: Runtime | None = None, across_processes: bool = False) -> Predictor:
         """The predictor of the current settings (batch size, thresholds and minimum labels may change after
-        loading), on this classifier's runtime or another one."""
+        loading), on this classifier's runtime or another one (see ``Predictor.across_processes``)."""
         return Predictor(runtime or self.runtime_, self.tokenizer_.pad_token_id, self.config.eval_batch_size,
                          multilabel=self.task_ == "multilabel", thresholds=self.decision_thresholds(),
-                         min_labels=self.config.min_labels)
+                         min_labels=self.config.min_labels, across_processes=across_processes)
 
     def decision_thresholds(self) -> np.ndarray:
         """Multilabel thresholds in force: ``config.threshold`` when set, else those tuned on validation data."""
@@ -175,10 +201,11 @@ class TextClassifier:
             return np.full(len(self.classes_), self.config.threshold)
         return self.thresholds_
 
-    def _score(self, runtime: Runtime, dataset: EncodedTexts, tune: bool = False) -> dict[str, Any]:
+    def _score(self, runtime: Runtime, dataset: EncodedTexts, tune: bool = False,
+               across_processes: bool = False) -> dict[str, Any]:
         """Scores on a labelled set; with ``tune`` (validation during training) the multilabel thresholds are
         first tuned on this very set, as they will be for the model that is kept."""
-        probabilities = self.predictor(runtime).predict_proba(dataset.token_ids)
+        probabilities = self.predictor(runtime, across_processes).predict_proba(dataset.token_ids)
         if self.task_ != "multilabel":
             return classification_metrics(dataset.labels, probabilities, self.classes_)
         thresholds = self.decision_thresholds()
@@ -287,7 +314,10 @@ class TextClassifier:
         for required in (rundir.CONFIG_FILE, rundir.LABELS_FILE):
             if not (directory / required).is_file():
                 raise BertclfError(f"{directory} is not a bertclf run directory (missing {required})")
-        config = ClassifierConfig.from_file(directory / rundir.CONFIG_FILE)
+        try:
+            config = ClassifierConfig.from_file(directory / rundir.CONFIG_FILE)
+        except BertclfError as error:
+            raise BertclfError(f"{directory / rundir.CONFIG_FILE} is corrupt: {error}") from None
         classes = rundir.read_json(directory / rundir.LABELS_FILE)
         if not isinstance(classes, dict) or not isinstance(classes.get("classes"), list) or len(classes["classes"]) < 2:
             raise BertclfError(f"{directory / rundir.LABELS_FILE} is corrupt (no list of classes)")

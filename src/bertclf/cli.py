@@ -12,6 +12,7 @@ import dataclasses
 import io
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -121,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="Fine-tune a classifier on a labelled file.", parents=[common],
                                 description="Fine-tune a classifier and save it as a run directory.")
+    train.add_argument("--resume", metavar="PATH", help="Continue an interrupted run from its latest checkpoint: the "
+                                                        "staging directory that the interruption named (options come "
+                                                        "from it; those given must not change the result).")
     add_config_flags(train)
 
     demo = commands.add_parser("demo", help="Train, evaluate and predict on the bundled support-ticket data.",
@@ -206,7 +210,10 @@ def load_for_data(args: argparse.Namespace) -> TextClassifier:
 
 
 def emit(text: str) -> None:
-    """Write results to standard output, flushed, so that a full disk or a closed pipe surfaces here."""
+    """Write results to standard output, flushed, so that a full disk or a closed pipe surfaces here (in the first
+    process only, when there are several)."""
+    if not is_main_process():
+        return
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -216,22 +223,52 @@ def emit(text: str) -> None:
         raise BertclfError(f"cannot write to standard output: {error.strerror or error}") from None
 
 
-def run_train(config: ClassifierConfig) -> TextClassifier:
+def run_train(config: ClassifierConfig, resume: Path | None = None) -> TextClassifier:
+    """Train, print the reports, save the run; checkpoints go to the run's staging directory (``resume``: the
+    staging directory of an interrupted run) until the run directory is saved."""
+    from bertclf import rundir
     from bertclf.classifier import TextClassifier
     from bertclf.metrics import format_report
     from bertclf.modeling import weights_size
-    from bertclf.rundir import check_free_space, check_output_directory
 
     output = Path(config.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
-    check_output_directory(output, config.overwrite)
-    check_free_space(output, (weights_size(config.model) or 0) + RUN_DIRECTORY_EXTRA_BYTES)
-    classifier = TextClassifier(config).fit()
-    for split in ("val", "test"):
-        if split in classifier.metrics_:
-            emit(format_report(classifier.metrics_[split], split) + "\n\n")
-    saved = classifier.save(output)
+    config = dataclasses.replace(config, output=str(output))  # recorded, so that a resumed run saves to it too
+    rundir.check_output_directory(output, config.overwrite)
+    # A checkpoint is the weights and the optimizer's two moments; one more is written before the oldest goes, and
+    # the best weights and the run directory hold a copy each.
+    copies = 3 * (config.save_total_limit + 1) + 2
+    rundir.check_free_space(output, copies * (weights_size(config.model) or 0) + RUN_DIRECTORY_EXTRA_BYTES)
+    if not is_main_process():  # one of several processes (torchrun, accelerate launch): it trains, the first writes
+        return TextClassifier(config).fit(checkpoint_dir=resume or rundir.run_staging_directory(output),
+                                          resume=resume is not None)
+    if resume is None and config.overwrite:
+        shutil.rmtree(rundir.run_staging_directory(output), ignore_errors=True)
+    with rundir.run_staging(output, resume) as staging:
+        classifier = TextClassifier(config).fit(checkpoint_dir=staging, resume=resume is not None)
+        for split in ("val", "test"):
+            if split in classifier.metrics_:
+                emit(format_report(classifier.metrics_[split], split) + "\n\n")
+        saved = classifier.save(output)
     emit(f"model saved to {saved}\n")
     return classifier
+
+
+def is_main_process() -> bool:
+    """False in all but the first process of a run launched by torchrun or accelerate launch (they set RANK)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def resumed_config(args: argparse.Namespace) -> tuple[ClassifierConfig, Path]:
+    """The options of the interrupted run in ``--resume``, with those given now on top (checked in ``fit``)."""
+    from bertclf import rundir
+
+    folder = Path(args.resume)
+    if not (folder / rundir.CONFIG_FILE).is_file() or not rundir.checkpoints_in(folder):
+        raise BertclfError(f"{folder} is not the staging directory of an interrupted run (no checkpoint in it)")
+    names = {spec.name for spec in dataclasses.fields(ClassifierConfig)}
+    given = {**(read_config_file(args.config) if args.config else {}),
+             **{name: value for name, value in vars(args).items() if name in names}}
+    return ClassifierConfig(**{**read_config_file(folder / rundir.CONFIG_FILE), **given}), folder
 
 
 def run_demo(config: ClassifierConfig) -> None:
@@ -390,7 +427,8 @@ def configure_logging(quiet: bool) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.propagate = False
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    # The other processes of a distributed run would repeat every line of the first.
+    log.setLevel(logging.ERROR if not is_main_process() else logging.WARNING if quiet else logging.INFO)
 
 
 def _raise_interrupted(signum: int, _frame: Any) -> None:
@@ -426,7 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             args = build_parser().parse_args(argv)
             configure_logging(getattr(args, "quiet", False))
-            if args.command == "train":
+            if args.command == "train" and args.resume:
+                run_train(*resumed_config(args))
+            elif args.command == "train":
                 run_train(config_from_args(args))
             elif args.command == "demo":
                 from bertclf.data import demo_dataset_path
@@ -454,7 +494,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_BAD_INPUT
         except KeyboardInterrupt as interrupt:
             number = interrupt.signal_number if isinstance(interrupt, Interrupted) else signal.SIGINT
-            print(f"bertclf: interrupted ({signal.Signals(number).name})", file=sys.stderr)
+            checkpoint = interrupt.checkpoint if isinstance(interrupt, Interrupted) else None
+            resume = f"; a checkpoint is saved: resume with  bertclf train --resume {checkpoint}" if checkpoint else ""
+            print(f"bertclf: interrupted ({signal.Signals(number).name}){resume}", file=sys.stderr)
             return 128 + number
     return 0
 

@@ -142,6 +142,13 @@ class ClassifierConfig:
                                   "(default: never stop early).")
     seed: int = option(42, "Random seed for splits, initialisation and batch order; CPU runs repeat exactly.")
 
+    # --- checkpoints ------------------------------------------------------------------------------
+    save_steps: int | None = option(None, "Write a checkpoint every N optimizer steps (default: after every epoch) "
+                                    "into the run's staging directory; 'bertclf train --resume' continues from the "
+                                    "latest.", group="checkpoints")
+    save_total_limit: int = option(1, "Checkpoints kept (the latest ones); the best weights so far are kept besides.",
+                                   group="checkpoints")
+
     # --- multilabel -------------------------------------------------------------------------------
     threshold_strategy: str = option("global", "How multilabel decision thresholds are set after training, on "
                                      "the validation data: 'global' (one threshold maximising micro-F1), "
@@ -188,12 +195,14 @@ class ClassifierConfig:
                 raise _invalid(name, getattr(self, name), "must not be negative")
         if self.head_dropout >= 1:
             raise _invalid("head_dropout", self.head_dropout, "must be below 1")
-        for name in ("eval_steps", "patience", "head_hidden_size"):
+        for name in ("eval_steps", "patience", "head_hidden_size", "save_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise _invalid(name, value, "must be at least 1")
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise _invalid("threshold", self.threshold, "must be between 0 and 1")
+        if self.save_total_limit < 1:
+            raise _invalid("save_total_limit", self.save_total_limit, "must be at least 1")
         if self.min_labels < 0:
             raise _invalid("min_labels", self.min_labels, "must not be negative")
         if not self.label_sep:
@@ -227,6 +236,15 @@ class ClassifierConfig:
     def from_file(cls, path: str | Path, **overrides: Any) -> ClassifierConfig:
         """Read a YAML or JSON config file; ``overrides`` (e.g. CLI flags) win over its values."""
         return cls(**{**read_config_file(path), **overrides})
+
+    def changes_on_resume(self, interrupted: ClassifierConfig) -> list[str]:
+        """The options that differ from an interrupted run's and would change what resuming it computes."""
+        return [spec.name for spec in dataclasses.fields(self)
+                if spec.name not in RESUME_SAFE and getattr(self, spec.name) != getattr(interrupted, spec.name)]
+
+
+# Options a resumed run may change: where it goes and how it checkpoints, not what it computes.
+RESUME_SAFE = frozenset({"output", "overwrite", "save_steps", "save_total_limit"})
 
 
 def default_text(spec: dataclasses.Field) -> str:
@@ -292,6 +310,8 @@ def base_type(annotation: Any) -> Any:
 def _coerce(spec: dataclasses.Field, annotation: Any, value: Any) -> Any:
     """Turn strings from the CLI or a config file into the field's type; reject what does not fit."""
     if value is None:
+        if type(None) not in typing.get_args(annotation):
+            raise _invalid(spec.name, value, "a value is needed")
         return None
     if spec.name == "max_length":  # `int | str`: a number or "auto"
         if isinstance(value, str) and value.strip().lower() == "auto":

@@ -9,8 +9,10 @@ class BertclfError(Exception):
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived: raised from the signal handler so that clean-up code runs on the way out."""
+    """SIGINT or SIGTERM arrived: raised from the signal handler so that clean-up code runs on the way out, or by
+    training once it has saved a checkpoint (``checkpoint``: the run's staging directory to resume)."""
 
-    def __init__(self, signal_number: int):
-        super().__init__(signal_number)
-        self.signal_number = signal_number
+    def __init__(self, signal_number: int, checkpoint: str | None = None):
+        super().__init__(signal_number if checkpoint is None else
+                         f"training stopped by signal {signal_number}; its checkpoint is in {checkpoint}")
+        self.signal_number, self.checkpoint = signal_number, checkpoint

@@ -210,9 +210,26 @@ class Predictor:
     multilabel: bool = False
     thresholds: np.ndarray | None = None  # multilabel: one per class
     min_labels: int = 0
+    # In a run of several processes (torchrun, accelerate launch), each predicts its share of the texts and all
+    # receive all the logits: every process must then call with the same texts.
+    across_processes: bool = False
 
     def logits(self, token_ids: Sequence[Sequence]) -> np.ndarray:
         """Logits of every text (ids, or a list of windows of ids for chunked texts), in input order."""
+        if not self.across_processes:
+            return self._logits_here(token_ids)
+        from accelerate import PartialState
+        from accelerate.utils import gather_object
+
+        state = PartialState()
+        if state.num_processes == 1:
+            return self._logits_here(token_ids)
+        # Contiguous shares without padding, gathered in process order: every text once, in input order.
+        with state.split_between_processes(list(range(len(token_ids)))) as mine:
+            share = self._logits_here([token_ids[position] for position in mine])
+        return np.concatenate([part for part in gather_object([share]) if len(part)])
+
+    def _logits_here(self, token_ids: Sequence[Sequence]) -> np.ndarray:
         chunked = self.runtime.chunked
         lengths = [sum(map(len, ids)) if chunked else len(ids) for ids in token_ids]
         results: np.ndarray | None = None

@@ -204,6 +204,11 @@ class PooledClassifier(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
+        # The pooling reads the last hidden states, never the encoder's own pooler: frozen, it is left out of the
+        # optimizer, and several processes (DistributedDataParallel) do not wait for gradients it never gets.
+        pooler = getattr(encoder, "pooler", None)
+        if pooler is not None:
+            pooler.requires_grad_(False)
         hidden_size = encoder.config.hidden_size
         self.chunk_pooling = ChunkPooling(chunk_pooling, hidden_size) if chunk_pooling else None
         self.head = ClassificationHead(hidden_size, num_labels, head, head_hidden_size, head_dropout)

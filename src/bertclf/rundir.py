@@ -28,6 +28,13 @@ HEAD_WEIGHTS = "head.safetensors"
 EXPORT_FILE = "export.json"  # present in an export directory only: its format, quantization and self-check
 ONNX_GRAPH = "model.onnx"  # texts (or windows of chunked texts) to logits (or window vectors)
 ONNX_DOCUMENT_HEAD = "document_head.onnx"  # chunked texts: window vectors to logits
+# A run in training keeps its checkpoints in a staging directory beside the run directory it will become (see
+# run_staging_directory): the options it started with (CONFIG_FILE), checkpoints/step-NNNNNNNN/ (accelerate's saved
+# state and TRAIN_STATE_FILE), and best/ (the best weights so far, BEST_WEIGHTS).
+CHECKPOINTS_DIR = "checkpoints"
+BEST_DIR = "best"
+BEST_WEIGHTS = "model.safetensors"
+TRAIN_STATE_FILE = "train_state.json"
 
 
 def _write_errors() -> tuple[type[BaseException], ...]:
@@ -115,12 +122,46 @@ def _staged(path: Path, make_staging: Any, move_into_place: Any) -> Iterator[Pat
         if staging is not None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(staging) if staging.is_dir() else staging.unlink(missing_ok=True)
-        for folder in reversed(created):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        _remove_empty(created)
         if isinstance(error, _write_errors()):
             raise BertclfError(f"cannot write {path}: {_reason(error)}") from None
         raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+@contextlib.contextmanager
+def written_as(path: Path, writing: Path) -> Iterator[None]:
+    """Writes into ``writing`` (later renamed to ``path``): on failure it is removed, and a failure of the disk
+    becomes one error naming ``path``."""
+    try:
+        yield
+    except BaseException as error:
+        shutil.rmtree(writing, ignore_errors=True)
+        if isinstance(error, _write_errors()):
+            raise BertclfError(f"cannot write {path}: {_reason(error)}") from None
+        raise
+
+
+@contextlib.contextmanager
+def run_staging(output: Path, folder: Path | None = None) -> Iterator[Path]:
+    """The staging directory of a run in training (``folder``, or the one of ``output``), removed when the run is
+    saved, or when it fails before any checkpoint (with the folders above it that it created); a failure after a
+    checkpoint keeps it, to resume from."""
+    staging = folder or run_staging_directory(output)
+    created = _missing_parents(staging)
+    try:
+        yield staging
+    except BaseException:
+        if not checkpoints_in(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+            _remove_empty(created)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def atomic_file(path: Path) -> contextlib.AbstractContextManager[Path]:
@@ -143,20 +184,42 @@ def atomic_directory(path: Path) -> contextlib.AbstractContextManager[Path]:
         os.chmod(staging, _default_mode("dir"))
         return staging
 
-    def move_into_place(staging: Path) -> None:
-        # Some writers (safetensors among them) create files readable by their owner only; a run is shared.
-        for file in staging.rglob("*"):
-            os.chmod(file, _default_mode("dir" if file.is_dir() else "file"))
-        if not path.exists():
-            staging.rename(path)
-            return
-        # Move the old directory aside first, so a failure between the renames still leaves one whole copy.
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-        path.rename(old / path.name)
-        staging.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
+    return _staged(path, make_staging, lambda staging: replace_directory(staging, path))
 
-    return _staged(path, make_staging, move_into_place)
+
+def replace_directory(staging: Path, path: Path) -> None:
+    """Rename the finished folder ``staging`` to ``path``, replacing what is there."""
+    # Some writers (safetensors among them) create files readable by their owner only; a run is shared.
+    for file in staging.rglob("*"):
+        os.chmod(file, _default_mode("dir" if file.is_dir() else "file"))
+    if not path.exists():
+        staging.rename(path)
+        return
+    # Move the old directory aside first, so a failure between the renames still leaves one whole copy.
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+    path.rename(old / path.name)
+    staging.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def run_staging_directory(output: Path) -> Path:
+    """Where a run that will be saved as ``output`` keeps its checkpoints while it trains."""
+    return output.parent / f".{output.name}.partial"
+
+
+def checkpoint_directory(folder: Path, step: int) -> Path:
+    return folder / CHECKPOINTS_DIR / f"step-{step:08d}"
+
+
+def writing_name(path: Path) -> Path:
+    """The name a folder is written under before it is renamed to ``path``, the same in every process."""
+    return path.with_name(f".{path.name}.writing")
+
+
+def checkpoints_in(folder: Path) -> list[Path]:
+    """The complete checkpoints in a run's staging directory, oldest first (one being written is not listed)."""
+    found = folder / CHECKPOINTS_DIR
+    return sorted(found.glob("step-*")) if found.is_dir() else []
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -1,16 +1,21 @@
-"""The training loop and the inference loop.
+"""The training loop.
 
-Read :func:`train` top to bottom: build the optimizer and schedule, hand everything to ``accelerate``
-(devices, mixed precision, several GPUs), then loop over length-bucketed batches, evaluating on the
-validation set every epoch (or every ``eval_steps``), keeping the best weights in memory and stopping
-early when the validation metric stalls.
+Read :func:`train` top to bottom: build the optimizer and schedule, hand everything to ``accelerate`` (devices,
+mixed precision, several processes), restore the latest checkpoint when resuming, then run :func:`train_step`
+over length-bucketed batches, evaluating on the validation set every epoch (or every ``eval_steps``), keeping
+the best weights, stopping early when the validation metric stalls and writing checkpoints (see
+:mod:`bertclf.checkpoints`). Everything the loop carries from step to step is one :class:`TrainState`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +29,9 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from bertclf.batching import EncodedTexts, split_batch, train_loader
+from bertclf.checkpoints import Checkpoints
 from bertclf.config import ClassifierConfig
+from bertclf.errors import Interrupted
 from bertclf.inference import keep_freed_memory, resolve_precision
 from bertclf.modeling import head_parameter_names
 
@@ -35,20 +42,37 @@ EvaluateFn = Callable[[nn.Module], dict[str, Any]]
 
 
 @dataclass
-class TrainResult:
-    """What happened during training: the evaluations, the best one, and the cost."""
+class TrainState:
+    """Everything the loop carries from step to step, and what happened: a checkpoint saves it, and a resumed
+    run continues from it."""
 
+    epoch: int = 0  # the epoch in progress, from 0
+    epoch_batches: int = 0  # batches of that epoch trained on (by each process)
+    epoch_loss: Any = 0.0  # their summed loss: a float, or a 0-d tensor on the device (read only when needed)
+    step: int = 0  # optimizer steps taken
     history: list[dict[str, Any]] = field(default_factory=list)
     best_step: int = 0
     best_score: float | None = None
     best_metrics: dict[str, Any] = field(default_factory=dict)
+    evaluations_without_gain: int = 0
     stopped_early: bool = False
     train_seconds: float = 0.0
-    train_samples: int = 0
+    train_samples: int = 0  # texts trained on, by all processes together
 
     @property
     def train_samples_per_second(self) -> float:
         return self.train_samples / self.train_seconds if self.train_seconds else 0.0
+
+    @property
+    def mean_epoch_loss(self) -> float:
+        return float(self.epoch_loss) / max(self.epoch_batches, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "epoch_loss": float(self.epoch_loss)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainState:
+        return cls(**values)
 
 
 class Progress:
@@ -155,101 +179,186 @@ def is_better(score: float, best: float | None, metric: str) -> bool:
     return score < best if metric == "loss" else score > best
 
 
+class StopRequest:
+    """SIGINT or SIGTERM during training is noted rather than raised, so that the step in progress finishes and a
+    checkpoint is written; a second signal meets the handler that was there before (the command line's stops at
+    once). Handlers can only be set in the main thread: elsewhere nothing changes."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signal_number: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if self.enabled:
+            self.previous = {number: signal.signal(number, self._note) for number in self.SIGNALS}
+        return self
+
+    def _note(self, signal_number: int, _frame: Any) -> None:
+        self.signal_number = signal_number
+        self._restore()
+
+    def _restore(self) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}
+
+    def __exit__(self, *_exc: Any) -> None:
+        self._restore()
+
+    def requested(self, accelerator: Accelerator) -> int | None:
+        """The signal that asks to stop, agreed by every process, so that they all stop after the same step."""
+        if accelerator.num_processes == 1:
+            return self.signal_number
+        noted = torch.tensor(self.signal_number or 0, device=accelerator.device)
+        return int(accelerator.reduce(noted, reduction="max")) or None
+
+
+def _several_cpu_processes() -> bool:
+    """Launched as several processes (torchrun sets WORLD_SIZE) on a machine without a GPU: accelerate joins them
+    (gloo) only when told that they run on the CPU."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
+def train_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: Any, scheduler: Any,
+               accelerator: Accelerator, loss_fn: LossFn, config: ClassifierConfig) -> torch.Tensor:
+    """One batch: forward and backward, then (when gradients are due, see ``gradient_accumulation_steps``)
+    clipping and one optimizer and schedule step. Returns the batch's loss, detached."""
+    labels = batch["labels"]
+    with accelerator.accumulate(model):
+        # Chunked long texts come in parts of at most batch_size windows, so memory stays bounded; the parts'
+        # gradients add up to the batch's, as each part's loss is weighted by its share of texts.
+        parts = split_batch(batch, config.batch_size)
+        loss = torch.zeros((), device=accelerator.device)
+        for index, part in enumerate(parts):
+            share = len(part["labels"]) / len(labels)
+            last = index == len(parts) - 1
+            with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                part_labels = part.pop("labels")
+                part_loss = loss_fn(model(**part).logits, part_labels) * share
+                accelerator.backward(part_loss)
+            loss += part_loss.detach()
+        if accelerator.sync_gradients and config.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
 def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *, pad_token_id: int,
-          loss_fn: LossFn, evaluate: EvaluateFn) -> tuple[nn.Module, TrainResult]:
-    """Fine-tune ``model`` in place and return it holding the weights of its best validation score."""
+          loss_fn: LossFn, evaluate: EvaluateFn, checkpoints: Checkpoints | None = None
+          ) -> tuple[nn.Module, TrainState]:
+    """Fine-tune ``model`` in place and return it holding the weights of its best validation score. With
+    ``checkpoints``, continue from the latest one there is and write new ones as the run goes."""
     accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision),
-                              gradient_accumulation_steps=config.gradient_accumulation_steps)
+                              gradient_accumulation_steps=config.gradient_accumulation_steps,
+                              cpu=_several_cpu_processes())
     if accelerator.device.type == "cpu":
         keep_freed_memory()
     loader = train_loader(train_set, config.batch_size, config.seed, pad_token_id)
-    steps_per_epoch = math.ceil(len(loader) / config.gradient_accumulation_steps)
+    sampler = loader.batch_sampler  # accelerate wraps the loader; the sampler stays ours to arrange each epoch
+    # Each process takes every n-th batch (the last round evened out with repeats); accelerate's prepared schedule
+    # moves n steps per optimizer step, so it is laid out as if one process took every batch.
+    steps_per_epoch = math.ceil(math.ceil(len(loader) / accelerator.num_processes) / config.gradient_accumulation_steps)
     total_steps = steps_per_epoch * config.epochs
+    schedule_steps = math.ceil(len(loader) / config.gradient_accumulation_steps) * config.epochs
     # The fused kernel updates all parameters in one pass: on short texts the optimizer step is otherwise
     # a quarter of the step time on a CPU.
     optimizer = torch.optim.AdamW(parameter_groups(model, config), lr=config.learning_rate,
                                   fused=accelerator.device.type in ("cpu", "cuda"))
     scheduler = get_scheduler(
         "constant_with_warmup" if config.scheduler == "constant" else config.scheduler, optimizer,
-        num_warmup_steps=round(config.warmup_ratio * total_steps), num_training_steps=total_steps,
+        num_warmup_steps=round(config.warmup_ratio * schedule_steps), num_training_steps=schedule_steps,
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     eval_every = config.eval_steps or steps_per_epoch
 
-    result = TrainResult()
-    best_state: dict[str, torch.Tensor] | None = None
-    evaluations_without_gain = 0
-    step = 0
-    started = time.perf_counter()
+    state, best_weights = TrainState(), None
+    if checkpoints is not None and checkpoints.latest() is not None:
+        saved, best_weights = checkpoints.restore(accelerator)
+        state = TrainState.from_dict(saved)
+        log.info("resuming at step %d of %d (epoch %d, after %d of its batches)", state.step, total_steps,
+                 state.epoch + 1, state.epoch_batches)
     progress = Progress(config.epochs * len(train_set), enabled=accelerator.is_local_main_process)
-    for _ in range(config.epochs):
-        model.train()
-        epoch_loss = torch.zeros((), device=accelerator.device)
-        epoch_batches = 0
-        for batch in loader:
-            labels = batch["labels"]
-            with accelerator.accumulate(model):
-                # Chunked long texts come in parts of at most batch_size windows, so memory stays bounded; the
-                # parts' gradients add up to the batch's, as each part's loss is weighted by its share of texts.
-                parts = split_batch(batch, config.batch_size)
-                loss = torch.zeros((), device=accelerator.device)
-                for index, part in enumerate(parts):
-                    share = len(part["labels"]) / len(labels)
-                    last = index == len(parts) - 1
-                    with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                        part_labels = part.pop("labels")
-                        part_loss = loss_fn(model(**part).logits, part_labels) * share
-                        accelerator.backward(part_loss)
-                    loss += part_loss.detach()
-                if accelerator.sync_gradients and config.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            epoch_loss += loss.detach()
-            epoch_batches += 1
-            progress.update(len(labels))
-            result.train_samples += len(labels)
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            if progress.wants_readout(step):  # reading the loss waits for the device, so not every step
-                progress.show(loss=epoch_loss.item() / epoch_batches, learning_rate=scheduler.get_last_lr()[0])
-            if step % eval_every == 0 or step == total_steps:
-                metrics = evaluate(accelerator.unwrap_model(model))
-                model.train()
-                score = metrics[config.metric]
-                improved = is_better(score, result.best_score, config.metric)
-                result.history.append({"step": step, "epoch": round(step / steps_per_epoch, 2),
-                                       "train_loss": epoch_loss.item() / epoch_batches, **_scalars(metrics)})
-                if improved:
-                    result.best_score, result.best_step, result.best_metrics = score, step, metrics
-                    best_state = {name: tensor.detach().to("cpu", copy=True)
-                                  for name, tensor in accelerator.unwrap_model(model).state_dict().items()}
-                    evaluations_without_gain = 0
-                else:
-                    evaluations_without_gain += 1
-                entry = result.history[-1]
-                progress.write(
-                    f"epoch {step / steps_per_epoch:.2f} step {step}: train loss {entry['train_loss']:.4f}, "
-                    f"val loss {entry['loss']:.4f}, val {config.metric} {score:.4f}{' (best)' if improved else ''}, "
-                    f"{time.perf_counter() - started:.0f} s"
-                )
-                if config.patience is not None and evaluations_without_gain >= config.patience:
-                    result.stopped_early = True
+    progress.update(state.train_samples // accelerator.num_processes)
+    seconds_before, started = state.train_seconds, time.perf_counter()
+
+    def save_checkpoint() -> None:
+        state.train_seconds = seconds_before + time.perf_counter() - started
+        checkpoints.save(accelerator, state.to_dict())
+
+    with StopRequest(enabled=checkpoints is not None) as stop:
+        while state.epoch < config.epochs and not state.stopped_early:
+            sampler.arrange(state.epoch, skip=state.epoch_batches * accelerator.num_processes)
+            model.train()
+            for batch in loader:
+                texts = len(batch["labels"])
+                state.epoch_loss = state.epoch_loss + train_step(model, batch, optimizer, scheduler, accelerator,
+                                                                 loss_fn, config)
+                state.epoch_batches += 1
+                state.train_samples += texts * accelerator.num_processes
+                progress.update(texts)
+                if not accelerator.sync_gradients:
+                    continue
+                state.step += 1
+                if progress.wants_readout(state.step):  # reading the loss waits for the device, so not every step
+                    progress.show(loss=state.mean_epoch_loss, learning_rate=scheduler.get_last_lr()[0])
+                if state.step % eval_every == 0 or state.step == total_steps:
+                    improved = _evaluate(accelerator.unwrap_model(model), state, config, evaluate, steps_per_epoch,
+                                         progress, time.perf_counter() - started + seconds_before)
+                    if improved is not None:
+                        best_weights = improved
+                        if checkpoints is not None:
+                            checkpoints.save_best(accelerator, best_weights)
+                    model.train()
+                signal_number = stop.requested(accelerator) if checkpoints is not None else None
+                if checkpoints is not None and (signal_number or checkpoints.due(state.step)):
+                    save_checkpoint()
+                if signal_number:
+                    progress.close()
+                    raise Interrupted(signal_number, checkpoint=str(checkpoints.folder))
+                if state.stopped_early:
                     break
-        if result.stopped_early:
-            log.info("early stopping: no gain in validation %s for %d evaluations", config.metric,
-                     config.patience)
-            break
+            if not state.stopped_early:
+                state.epoch, state.epoch_batches, state.epoch_loss = state.epoch + 1, 0, 0.0
+                if checkpoints is not None and config.save_steps is None and state.epoch < config.epochs:
+                    save_checkpoint()
+    if state.stopped_early:
+        log.info("early stopping: no gain in validation %s for %d evaluations", config.metric, config.patience)
     progress.close()
-    result.train_seconds = time.perf_counter() - started
+    state.train_seconds = seconds_before + time.perf_counter() - started
     model = accelerator.unwrap_model(model)
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
     log.info("best validation %s %.4f at step %d of %d; %.1f s, %.1f texts/s", config.metric,
-             result.best_score, result.best_step, step, result.train_seconds, result.train_samples_per_second)
-    return model, result
+             state.best_score, state.best_step, state.step, state.train_seconds, state.train_samples_per_second)
+    return model, state
+
+
+def _evaluate(model: nn.Module, state: TrainState, config: ClassifierConfig, evaluate: EvaluateFn,
+              steps_per_epoch: int, progress: Progress, seconds: float) -> dict[str, torch.Tensor] | None:
+    """Score the validation set and record it in ``state``; returns a copy of the weights if they are the best
+    so far."""
+    metrics = evaluate(model)
+    score = metrics[config.metric]
+    improved = is_better(score, state.best_score, config.metric)
+    state.history.append({"step": state.step, "epoch": round(state.step / steps_per_epoch, 2),
+                          "train_loss": state.mean_epoch_loss, **_scalars(metrics)})
+    progress.write(
+        f"epoch {state.step / steps_per_epoch:.2f} step {state.step}: train loss {state.mean_epoch_loss:.4f}, "
+        f"val loss {metrics['loss']:.4f}, val {config.metric} {score:.4f}{' (best)' if improved else ''}, "
+        f"{seconds:.0f} s"
+    )
+    if not improved:
+        state.evaluations_without_gain += 1
+        state.stopped_early = config.patience is not None and state.evaluations_without_gain >= config.patience
+        return None
+    state.best_score, state.best_step, state.best_metrics = score, state.step, metrics
+    state.evaluations_without_gain = 0
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
