@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--requests", type=int, default=5, help="Requests per client.")
-    parser.add_argument("--runtime", default="onnx", help="Runtime of the server and of offline prediction.")
+    parser.add_argument("--runtime", default="onnx,torch",
+                        help="Runtimes of the server and of offline prediction, comma-separated.")
     parser.add_argument("--run", type=Path, help="A run directory to serve (default: train one).")
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
@@ -147,17 +148,19 @@ def main(argv: list[str] | None = None) -> None:
         texts = pd.read_csv(args.datasets / "rutweetcorp" / "test.csv")["text"].drop_duplicates().tolist()
         plan = request_texts(texts, args.clients, args.requests)
         sent = [text for requests in plan for request in requests for text in request]
-        expected, offline_texts_per_s = offline(run, args.runtime, list(dict.fromkeys(sent)))
         model = (f"the run directory {args.run}" if args.run else
                  "the default encoder tuned here for one epoch on 2,000 RuTweetCorp tweets at 64 tokens")
-        figures: dict[str, Any] = {"model": model, "runtime": args.runtime, "clients": args.clients,
-                                   "requests_per_client": args.requests, "texts_sent": len(sent),
-                                   "offline_texts_per_s": round(offline_texts_per_s, 1)}
-        for name, batch_size in (("batching", 64), ("no_batching", 1)):
-            result = serve_and_load(run, args.runtime, batch_size, plan, expected)
-            result["share_of_offline"] = round(result["texts_per_s"] / offline_texts_per_s, 3)
-            figures[name] = result
-            print(f"{name}: {result}", flush=True)
+        figures: dict[str, Any] = {"model": model, "clients": args.clients, "requests_per_client": args.requests,
+                                   "texts_sent": len(sent), "runtimes": {}}
+        for runtime in args.runtime.split(","):
+            expected, offline_texts_per_s = offline(run, runtime, list(dict.fromkeys(sent)))
+            measured: dict[str, Any] = {"offline_texts_per_s": round(offline_texts_per_s, 1)}
+            for name, batch_size in (("batching", 64), ("no_batching", 1)):
+                result = serve_and_load(run, runtime, batch_size, plan, expected)
+                result["share_of_offline"] = round(result["texts_per_s"] / offline_texts_per_s, 3)
+                measured[name] = result
+                print(f"{runtime} {name}: {result}", flush=True)
+            figures["runtimes"][runtime] = measured
     command = f"python -m benchmarks.serve --clients {args.clients} --requests {args.requests} --runtime {args.runtime}"
     figures.update(described_run(command + (f" --run {args.run}" if args.run else ""), started))
     results_path = args.results
@@ -173,31 +176,35 @@ SHARE_TARGET = 0.7
 def section(figures: dict[str, Any]) -> list[str]:
     """BENCHMARKS.md's section for this suite."""
     host = figures["machine"]
-    rows = []
-    for name in ("batching", "no_batching"):
-        run = figures[name]
-        rows.append(f"| {name.replace('_', ' ')} | {run['requests']} | {run['errors']} | {run['mismatches']} "
-                    f"| {run['requests_per_s']} | {run['texts_per_s']} | {run['latency_p50_ms']} "
-                    f"| {run['latency_p95_ms']} | {run['latency_p99_ms']} | {run['share_of_offline']:.0%} "
-                    f"| {run['exit_code_on_sigterm']} |")
-    batched = figures["batching"]
-    met = (batched["errors"] == 0 and batched["mismatches"] == 0 and batched["share_of_offline"] >= SHARE_TARGET)
+    rows, verdicts = [], []
+    for runtime, measured in figures["runtimes"].items():
+        for name in ("batching", "no_batching"):
+            run = measured[name]
+            rows.append(f"| {runtime} | {name.replace('_', ' ')} | {measured['offline_texts_per_s']} "
+                        f"| {run['requests']} | {run['errors']} | {run['mismatches']} "
+                        f"| {run['requests_per_s']} | {run['texts_per_s']} | {run['latency_p50_ms']} "
+                        f"| {run['latency_p95_ms']} | {run['latency_p99_ms']} | {run['share_of_offline']:.0%} "
+                        f"| {run['exit_code_on_sigterm']} |")
+        batched, unbatched = measured["batching"], measured["no_batching"]
+        met = batched["errors"] == 0 and batched["mismatches"] == 0 and batched["share_of_offline"] >= SHARE_TARGET
+        by_batching = unbatched["share_of_offline"] < SHARE_TARGET <= batched["share_of_offline"]
+        verdicts.append(
+            f"- {runtime}: target (batching: 0 errors, 0 mismatches, at least {SHARE_TARGET:.0%} of offline "
+            f"texts/s) {'met' if met else 'missed'}; micro-batching gives "
+            f"{batched['texts_per_s'] / unbatched['texts_per_s']:.2f}x the texts/s of one model call per request, "
+            f"and it is {'' if by_batching else 'not '}what reaches {SHARE_TARGET:.0%} (without it: "
+            f"{unbatched['share_of_offline']:.0%})")
     return [
         "## Suite `serve`", "",
         f"- command: `{figures['command']}` ({figures['minutes']:.0f} minutes), {figures['date']}, {host['cpu']}, "
         f"{host['cores']} cores; bertclf {host['bertclf']}", "",
-        f"`bertclf serve` of a RuTweetCorp model ({figures['model']}) on the `{figures['runtime']}` runtime, on "
-        f"127.0.0.1; {figures['clients']} concurrent httpx clients send "
-        f"{figures['requests_per_client']} requests each of 1 to 8 test tweets ({figures['texts_sent']:,} texts); "
-        "every answer is compared with offline `predict` of the same text on the same runtime, which ran at "
-        f"{figures['offline_texts_per_s']} texts/s (batch 64). The client shares the 2 cores with the server.", "",
-        "| server | requests | errors | mismatches | requests/s | texts/s | p50 ms | p95 ms | p99 ms "
-        "| share of offline texts/s | exit on SIGTERM |",
-        "|---|---|---|---|---|---|---|---|---|---|---|", *rows, "",
-        f"- target (batching: 0 errors, 0 mismatches, at least {SHARE_TARGET:.0%} of offline texts/s): "
-        f"{'met' if met else 'missed'}",
-        f"- micro-batching against one model call per request: "
-        f"{batched['texts_per_s'] / figures['no_batching']['texts_per_s']:.2f}x the texts/s", "",
+        f"`bertclf serve` of a RuTweetCorp model ({figures['model']}) on each runtime, on 127.0.0.1; "
+        f"{figures['clients']} concurrent httpx clients send {figures['requests_per_client']} requests each of 1 to 8 "
+        f"test tweets ({figures['texts_sent']:,} texts); every answer is compared with offline `predict` of the same "
+        "text on the same runtime (batch 64). The client shares the 2 cores with the server.", "",
+        "| runtime | server | offline texts/s | requests | errors | mismatches | requests/s | texts/s | p50 ms "
+        "| p95 ms | p99 ms | share of offline texts/s | exit on SIGTERM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, "", *verdicts, "",
     ]
 
 

@@ -117,19 +117,6 @@ def test_without_the_onnx_extra_the_error_names_the_install(fitted_cases, tmp_pa
     assert not (tmp_path / "export").exists()
 
 
-def test_calibration_rows_are_vocabulary_ids_between_the_special_tokens(packaged_model_path):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(packaged_model_path)
-    rows = exporters_module.calibration_rows(tokenizer)
-    assert len(rows) == exporters_module.CALIBRATION_ROWS
-    special = set(tokenizer.all_special_ids)
-    for row in rows:
-        assert row[0] == tokenizer.cls_token_id and row[-1] == tokenizer.sep_token_id
-        assert len(row) == exporters_module.CALIBRATION_TOKENS + 2 and not special & set(row[1:-1])
-    assert rows == exporters_module.calibration_rows(tokenizer)  # the same graph quantizes the same way
-
-
 def _product_graph(weight: np.ndarray):
     from onnx import TensorProto, helper, numpy_helper
 

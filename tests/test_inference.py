@@ -1,10 +1,13 @@
 """Runtimes and the predictor: batching by length, windows of chunked texts, input order, every runtime alike."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from bertclf import BertclfError, TextClassifier
+from bertclf import inference as inference_module
 from bertclf.batching import PadBatch
 from bertclf.config import ClassifierConfig
 from bertclf.inference import (
@@ -89,3 +92,37 @@ def test_every_runtime_computes_what_torch_computes(chunked_classifier, name):
 def test_unknown_runtime_is_named(tmp_path):
     with pytest.raises(BertclfError, match="unknown runtime 'tensorrt'"):
         TextClassifier.load(tmp_path, runtime="tensorrt")
+
+
+def test_calibration_rows_are_vocabulary_ids_between_the_special_tokens(packaged_model_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(packaged_model_path)
+    rows = inference_module.calibration_rows(tokenizer)
+    assert len(rows) == inference_module.CALIBRATION_ROWS
+    special = set(tokenizer.all_special_ids)
+    for row in rows:
+        assert row[0] == tokenizer.cls_token_id and row[-1] == tokenizer.sep_token_id
+        assert len(row) == inference_module.CALIBRATION_TOKENS + 2 and not special & set(row[1:-1])
+    assert rows == inference_module.calibration_rows(tokenizer)  # the same graph quantizes the same way
+
+
+def test_an_outlier_split_linear_layer_computes_the_same_and_quantizes_closer():
+    from torch.ao import quantization
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 32)
+    inputs = torch.randn(200, 64)
+    inputs[:, 7] *= 40  # one channel a BERT LayerNorm keeps large
+    outliers = inference_module.outlier_channels(inputs.abs().amax(dim=0).numpy())
+    assert outliers.tolist() == [7]
+    split = inference_module.OutlierSplitLinear(linear, outliers)
+    torch.testing.assert_close(split(inputs), linear(inputs), atol=1e-4, rtol=1e-5)  # the same function in fp32
+
+    def int8(module):
+        return quantization.quantize_dynamic(torch.nn.Sequential(module), {torch.nn.Linear}, dtype=torch.qint8)
+
+    exact = linear(inputs).detach()
+    plain_error = (int8(copy.deepcopy(linear))(inputs) - exact).abs().mean()
+    split_error = (int8(split)(inputs) - exact).abs().mean()
+    assert split_error < plain_error / 5

@@ -22,7 +22,7 @@ from torch import nn
 
 from bertclf import rundir
 from bertclf.errors import BertclfError
-from bertclf.inference import ONNX_EXTRA, import_onnxruntime
+from bertclf.inference import ONNX_EXTRA, calibration_rows, import_onnxruntime, outlier_channels
 
 log = logging.getLogger("bertclf")
 
@@ -90,30 +90,9 @@ def _optimize(path: Path, config: Any) -> dict[str, int]:
     return {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
 
 
-# An input channel of a matrix product whose largest magnitude is over OUTLIER_FACTOR times the median channel's
-# stays fp32 (at most MAX_OUTLIER_CHANNELS per product): one scale per activation tensor is otherwise set by a few
-# channels, which BERT-family encoders keep large whatever the text, and coarsens every other channel's resolution.
-OUTLIER_FACTOR = 3.0
-MAX_OUTLIER_CHANNELS = 32
-CALIBRATION_ROWS, CALIBRATION_TOKENS = 256, 32
 # The fused attention's query/key/value product stays fp32: it has no outlier split, and quantized it moved labels
 # on CoLA and SST-2 (see the inference suite in BENCHMARKS.md).
 FP32_OPERATORS = ("Attention", "MultiHeadAttention")
-
-
-def calibration_rows(tokenizer: Any) -> list[list[int]]:
-    """Random vocabulary ids between the special tokens the tokenizer puts around a text: enough to see which input
-    channels of each product carry outliers, a property of the model rather than of any text, so no data is needed."""
-    import numpy as np
-
-    word = tokenizer("a", add_special_tokens=False)["input_ids"]
-    wrapped = tokenizer("a")["input_ids"]
-    at = next(index for index in range(len(wrapped)) if wrapped[index : index + len(word)] == word)
-    prefix, suffix = wrapped[:at], wrapped[at + len(word) :]
-    special = set(tokenizer.all_special_ids)
-    vocabulary = np.array([index for index in range(len(tokenizer)) if index not in special])
-    random = np.random.default_rng(0)
-    return [prefix + random.choice(vocabulary, CALIBRATION_TOKENS).tolist() + suffix for _ in range(CALIBRATION_ROWS)]
 
 
 def _weighted_products(model: Any) -> list[Any]:
@@ -154,8 +133,7 @@ def _split_outlier_channels(model: Any, products: list[Any], peaks: list[Any]) -
     weights = {tensor.name: tensor for tensor in model.graph.initializer}
     rewritten, kept = {}, []
     for node, peak in zip(products, peaks, strict=True):
-        largest = np.argsort(peak)[::-1][:MAX_OUTLIER_CHANNELS]
-        outliers = np.sort(largest[peak[largest] > OUTLIER_FACTOR * np.median(peak)])
+        outliers = outlier_channels(peak)
         if not len(outliers):
             continue
         name, (source, weight_name), output = node.name, node.input, node.output[0]
@@ -185,7 +163,8 @@ def _split_outlier_channels(model: Any, products: list[Any], peaks: list[Any]) -
 
 def quantize_graph(source: Path, target: Path, tokenizer: Any) -> None:
     """Int8 weights (one scale per output channel) for the graph's matrix products, activations quantized on the fly,
-    with each product's outlier input channels, found on :func:`calibration_rows`, computed apart in fp32."""
+    with each product's outlier input channels (:func:`~bertclf.inference.outlier_channels`, found on
+    :func:`~bertclf.inference.calibration_rows`) computed apart in fp32."""
     import onnx
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -118,16 +118,93 @@ class TorchRuntime:
             return self.model.document_logits(self._tensor(windows), self._tensor(mask)).float().cpu().numpy()
 
 
-def quantize_linear_layers(model: nn.Module) -> nn.Module:
-    """Int8 weights for every Linear layer, one scale per output channel, activations quantized on the fly
-    (dynamic quantization, CPU only)."""
+# An input channel of a matrix product whose largest magnitude is over OUTLIER_FACTOR times the median channel's
+# stays fp32 (at most MAX_OUTLIER_CHANNELS per product): one int8 scale per activation tensor is otherwise set by a
+# few channels, which BERT-family encoders keep large whatever the text, and coarsens every other channel.
+OUTLIER_FACTOR = 3.0
+MAX_OUTLIER_CHANNELS = 32
+CALIBRATION_ROWS, CALIBRATION_TOKENS = 256, 32
+
+
+def calibration_rows(tokenizer: Any) -> list[list[int]]:
+    """Random vocabulary ids between the special tokens the tokenizer puts around a text: enough to see which input
+    channels of each product carry outliers, a property of the model rather than of any text, so no data is needed."""
+    word = tokenizer("a", add_special_tokens=False)["input_ids"]
+    wrapped = tokenizer("a")["input_ids"]
+    at = next(index for index in range(len(wrapped)) if wrapped[index : index + len(word)] == word)
+    prefix, suffix = wrapped[:at], wrapped[at + len(word) :]
+    special = set(tokenizer.all_special_ids)
+    vocabulary = np.array([index for index in range(len(tokenizer)) if index not in special])
+    random = np.random.default_rng(0)
+    return [prefix + random.choice(vocabulary, CALIBRATION_TOKENS).tolist() + suffix for _ in range(CALIBRATION_ROWS)]
+
+
+def outlier_channels(peaks: np.ndarray) -> np.ndarray:
+    """Positions of the input channels to keep in fp32, from each channel's largest magnitude, in order."""
+    largest = np.argsort(peaks)[::-1][:MAX_OUTLIER_CHANNELS]
+    return np.sort(largest[peaks[largest] > OUTLIER_FACTOR * np.median(peaks)])
+
+
+class OutlierSplitLinear(nn.Module):
+    """A Linear layer computed as the product of its inlier input channels (an ``nn.Linear`` that dynamic
+    quantization turns int8) plus that of its few outlier channels, in fp32."""
+
+    def __init__(self, linear: nn.Linear, outliers: np.ndarray):
+        super().__init__()
+        channels = torch.as_tensor(outliers, dtype=torch.long)
+        mask = torch.ones(linear.in_features)
+        mask[channels] = 0
+        self.inliers = nn.Linear(linear.in_features, linear.out_features, bias=linear.bias is not None)
+        with torch.no_grad():
+            self.inliers.weight.copy_(linear.weight * mask)  # zero columns leave the per-channel scales to the rest
+            if linear.bias is not None:
+                self.inliers.bias.copy_(linear.bias)
+        self.register_buffer("inlier_mask", mask)
+        self.register_buffer("outlier_channels", channels)
+        self.register_buffer("outlier_weight", linear.weight.detach()[:, channels].t().contiguous())
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.inliers(inputs * self.inlier_mask) + inputs.index_select(-1, self.outlier_channels) @ \
+            self.outlier_weight
+
+
+@torch.no_grad()
+def _input_peaks(model: nn.Module, rows: list[list[int]], pad_token_id: int) -> dict[nn.Linear, np.ndarray]:
+    """Each Linear layer's largest input magnitude per channel while the encoder reads ``rows``."""
+    peaks: dict[nn.Linear, np.ndarray] = {}
+
+    def record(layer: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        values = inputs[0].detach().abs().reshape(-1, inputs[0].shape[-1]).amax(dim=0).numpy()
+        peaks[layer] = np.maximum(peaks.get(layer, 0), values)
+
+    hooks = [layer.register_forward_pre_hook(record) for layer in model.modules() if isinstance(layer, nn.Linear)]
+    try:
+        runtime = TorchRuntime(model)
+        for start in range(0, len(rows), 64):
+            runtime.rows(*pad(rows[start : start + 64], pad_token_id))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return peaks
+
+
+def quantize_linear_layers(model: nn.Module, tokenizer: Any) -> nn.Module:
+    """Int8 weights for the Linear layers, one scale per output channel, activations quantized on the fly
+    (dynamic quantization, CPU only); each layer's outlier input channels, found on :func:`calibration_rows`, stay
+    fp32 (:class:`OutlierSplitLinear`)."""
     import warnings
 
     from torch.ao import quantization
 
+    model = model.cpu().eval()
+    peaks = _input_peaks(model, calibration_rows(tokenizer), tokenizer.pad_token_id or 0)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Linear) and child in peaks and len(outliers := outlier_channels(peaks[child])):
+                setattr(parent, name, OutlierSplitLinear(child, outliers))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated in favour of torchao, slower on CPUs
-        return quantization.quantize_dynamic(model.cpu().eval(), {nn.Linear: quantization.per_channel_dynamic_qconfig},
+        return quantization.quantize_dynamic(model, {nn.Linear: quantization.per_channel_dynamic_qconfig},
                                              dtype=torch.qint8)
 
 
@@ -312,7 +389,7 @@ def model_runtime(model: nn.Module, name: str, tokenizer: Any, precision: str = 
     if name == "torch":
         return TorchRuntime(model.to("cuda" if torch.cuda.is_available() else "cpu"), resolve_precision(precision))
     if name == "torch-int8":
-        return TorchRuntime(quantize_linear_layers(model), name=name)
+        return TorchRuntime(quantize_linear_layers(model, tokenizer), name=name)
     from bertclf.exporters import export_graphs
 
     graph, head, _ = export_graphs(model, _scratch_folder(), tokenizer if name == "onnx-int8" else None)

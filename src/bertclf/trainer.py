@@ -282,7 +282,8 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
         state = TrainState.from_dict(saved)
         log.info("resuming at step %d of %d (epoch %d, after %d of its batches)", state.step, total_steps,
                  state.epoch + 1, state.epoch_batches)
-    progress = Progress(config.epochs * len(train_set), enabled=accelerator.is_local_main_process)
+    progress = Progress(math.ceil(config.epochs * len(train_set) / accelerator.num_processes),  # this process's
+                        enabled=accelerator.is_local_main_process)
     progress.update(state.train_samples // accelerator.num_processes)
     seconds_before, started = state.train_seconds, time.perf_counter()
 
