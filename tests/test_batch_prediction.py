@@ -42,7 +42,8 @@ def test_ray_data_labels_equal_bertclf_predict(local_ray, tiny_model, tmp_path, 
     assert len(labelled) == 300 and list(labelled.columns) == list(expected.columns)
     assert labelled["predicted_label"].tolist() == expected["predicted_label"].tolist()
     probabilities = [column for column in expected.columns if column.startswith("proba_")]
-    np.testing.assert_allclose(labelled[probabilities], expected[probabilities], atol=1e-5)
+    np.testing.assert_allclose(labelled[probabilities].to_numpy(float), expected[probabilities].to_numpy(float),
+                               atol=1e-5)
 
 
 def test_multilabel_rows_keep_their_labels_as_lists(tiny_model, tmp_path):

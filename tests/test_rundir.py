@@ -12,7 +12,9 @@ from bertclf.rundir import (
     check_free_space,
     check_output_directory,
     check_output_file,
+    checkpoint_directory,
     read_json,
+    run_staging,
     write_json,
 )
 
@@ -101,3 +103,23 @@ def test_a_truncated_json_file_is_named(tmp_path, content):
         read_json(path)
     with pytest.raises(BertclfError, match=r"missing labels\.json"):
         read_json(tmp_path / "labels.json")
+
+
+def test_a_run_staging_directory_goes_with_success_and_with_a_failure_before_any_checkpoint(tmp_path):
+    output = tmp_path / "runs" / "r1"
+    with run_staging(output) as staging:
+        assert staging == tmp_path / "runs" / ".r1.partial"
+        staging.mkdir(parents=True)
+    assert entries(tmp_path / "runs") == []
+    with pytest.raises(Interrupted), run_staging(tmp_path / "other" / "r2") as staging:
+        staging.mkdir(parents=True)
+        raise Interrupted(2)
+    assert entries(tmp_path) == ["runs"]  # "other", which it created, went too
+
+
+def test_a_failure_after_a_checkpoint_keeps_the_staging_directory_to_resume(tmp_path):
+    output = tmp_path / "r1"
+    with pytest.raises(Interrupted), run_staging(output) as staging:
+        checkpoint_directory(staging, 4).mkdir(parents=True)
+        raise Interrupted(15, checkpoint=str(staging))
+    assert entries(tmp_path / ".r1.partial" / "checkpoints") == ["step-00000004"]

@@ -206,13 +206,3 @@ def test_an_interrupted_run_checkpoints_and_resumes_to_the_same_weights(tiny_mod
                                      strict=True):
         assert torch.equal(expected, got), name
     assert len(list((tmp_path / "run" / "checkpoints").iterdir())) == 1  # save_total_limit 1
-
-
-def test_a_checkpoint_of_other_data_is_refused(tiny_model, tmp_path):
-    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8)
-    model = build_model(config, [0, 1])
-    Checkpoints(tmp_path, config, "before").save(Accelerator(), TrainState(step=1).to_dict())
-    with pytest.raises(Exception, match="training data differ"):
-        train(model, toy_set(16), config, pad_token_id=0, loss_fn=torch.nn.functional.cross_entropy,
-              evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0},
-              checkpoints=Checkpoints(tmp_path, config, "after"))
