@@ -44,3 +44,13 @@ def test_a_checkpoint_of_other_data_is_refused(tiny_model, tmp_path):
         train(model, toy_set(16), config, pad_token_id=0, loss_fn=torch.nn.functional.cross_entropy,
               evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0},
               checkpoints=Checkpoints(tmp_path, config, "after"))
+
+
+def test_a_corrupt_training_state_is_one_error(tiny_model, tmp_path):
+    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8)
+    train_set = toy_set(16)
+    Checkpoints(tmp_path, config, fingerprint(train_set)).save(Accelerator(), {"step": 1, "unknown": 2})
+    with pytest.raises(BertclfError, match="is corrupt"):
+        train(build_model(config, [0, 1]), train_set, config, pad_token_id=0, loss_fn=torch.nn.functional.cross_entropy,
+              evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0},
+              checkpoints=Checkpoints(tmp_path, config, fingerprint(train_set)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +83,20 @@ class Checkpoints:
                 save_file({name: tensor.contiguous() for name, tensor in weights.items()},
                           writing / rundir.BEST_WEIGHTS)
 
-    def restore(self, accelerator: Accelerator) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
-        """Load the latest checkpoint into the prepared objects; returns the loop's state and the best weights."""
+    def restore(self, accelerator: Accelerator, read_state: Callable[[dict[str, Any]], Any]
+                ) -> tuple[Any, dict[str, torch.Tensor] | None]:
+        """Load the latest checkpoint into the prepared objects; returns the loop's state (made by ``read_state``
+        from its saved fields) and the best weights."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         latest = self.latest()
         saved = rundir.read_json(latest / rundir.TRAIN_STATE_FILE)
-        if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
-            raise BertclfError(f"{latest / rundir.TRAIN_STATE_FILE} is corrupt (no training state)")
+        try:
+            state = read_state(saved["state"])
+        except (TypeError, KeyError):  # not a mapping, or fields this version does not know or lacks
+            raise BertclfError(f"{latest / rundir.TRAIN_STATE_FILE} is corrupt (no training state this bertclf "
+                               "reads)") from None
         if saved.get("data_fingerprint") != self.data_fingerprint:
             raise BertclfError(f"the training data differ from those of the interrupted run in {self.folder}; "
                                "resuming needs the same data")
@@ -101,4 +107,4 @@ class Checkpoints:
             raise BertclfError(f"cannot load the checkpoint {latest}: {reason}") from None
         best_path = self.folder / rundir.BEST_DIR / rundir.BEST_WEIGHTS
         best = load_file(best_path) if best_path.is_file() else None
-        return saved["state"], best
+        return state, best

@@ -278,8 +278,7 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
 
     state, best_weights = TrainState(), None
     if checkpoints is not None and checkpoints.latest() is not None:
-        saved, best_weights = checkpoints.restore(accelerator)
-        state = TrainState.from_dict(saved)
+        state, best_weights = checkpoints.restore(accelerator, TrainState.from_dict)
         log.info("resuming at step %d of %d (epoch %d, after %d of its batches)", state.step, total_steps,
                  state.epoch + 1, state.epoch_batches)
     progress = Progress(math.ceil(config.epochs * len(train_set) / accelerator.num_processes),  # this process's
