@@ -752,3 +752,10 @@ def test_two_processes_train_one_run_that_matches_one_process(tmp_path, text_fil
         assert abs(two[part]["accuracy"] - one[part]["accuracy"]) <= 0.1 and two[part]["accuracy"] >= 0.8
     # throughput counts both processes: about the texts of 8 epochs (even batches repeat a few)
     assert 8 * 150 <= two["training"]["train_samples"] <= 8 * 150 * 1.15
+
+
+def test_several_processes_need_an_output_name(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, _, err = run(["train", "--train", tmp_path / "train.csv"], capsys)
+    assert code == 2 and err.strip() == (
+        "bertclf: error: several processes need --output: each would name its own default run directory")

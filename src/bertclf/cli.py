@@ -231,6 +231,8 @@ def run_train(config: ClassifierConfig, resume: Path | None = None) -> TextClass
     from bertclf.metrics import format_report
     from bertclf.modeling import weights_size
 
+    if config.output is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise BertclfError("several processes need --output: each would name its own default run directory")
     output = Path(config.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
     config = dataclasses.replace(config, output=str(output))  # recorded, so that a resumed run saves to it too
     rundir.check_output_directory(output, config.overwrite)
