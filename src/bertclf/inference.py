@@ -2,9 +2,11 @@
 
 A *runtime* knows one way to run a trained network: PyTorch in full precision (bf16 on a GPU), PyTorch with int8
 Linear layers, or ONNX Runtime on an exported graph, in fp32 or int8. It sees nothing but padded token ids.
+Both int8 runtimes keep each product's few outlier input channels in fp32, found here on calibration rows.
 The :class:`Predictor` does everything around it, once for all consumers (``predict``, ``evaluate``, the Python
-API, evaluation during training): length-sorted batches, windows of chunked texts and their pooling into
-documents, probabilities, multilabel thresholds, and results in input order.
+API, the server, Ray workers, evaluation during training, shared among processes there): length-sorted batches,
+windows of chunked texts and their pooling into documents, probabilities, multilabel thresholds, and results in
+input order.
 """
 
 from __future__ import annotations
