@@ -491,7 +491,7 @@ def section(results: dict[str, Any], header: list[str]) -> list[str]:
         lines += [
             "How it was measured:",
             "",
-            "- One bertclf model per dataset (the embedded all-MiniLM-L6-v2, 1 epoch, seed 0, on the slices each "
+            "- One bertclf model per dataset (the embedded all-MiniLM-L6-v2, seed 0, the epochs and slices each "
             "dataset names), saved as a run directory and exported twice with `TextClassifier.export` (fp32, and "
             "`quantize='int8'`), each export checked against PyTorch on the validation texts.",
             f"- Every runtime then runs in a process of its own on {first['threads']} threads (peak RSS is that "
