@@ -150,10 +150,9 @@ class TextClassifier:
 
     def _check_resumable(self, checkpoint_dir: str | Path | None) -> None:
         """A run to resume must have a checkpoint, and this classifier its options (see RESUME_SAFE)."""
-        folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        if folder is None or not rundir.checkpoints_in(folder) or not (folder / rundir.CONFIG_FILE).is_file():
-            raise BertclfError(f"{folder} holds no checkpoint of an interrupted run to resume")
-        interrupted = ClassifierConfig.from_file(folder / rundir.CONFIG_FILE)
+        if checkpoint_dir is None:
+            raise BertclfError("resume=True needs the checkpoint_dir of the interrupted run")
+        interrupted = ClassifierConfig.from_file(rundir.interrupted_run_options(Path(checkpoint_dir)))
         changed = self.config.changes_on_resume(interrupted)
         if changed:
             raise BertclfError("resuming needs the interrupted run's options, but " + ", ".join(

@@ -265,12 +265,11 @@ def resumed_config(args: argparse.Namespace) -> tuple[ClassifierConfig, Path]:
     from bertclf import rundir
 
     folder = Path(args.resume)
-    if not (folder / rundir.CONFIG_FILE).is_file() or not rundir.checkpoints_in(folder):
-        raise BertclfError(f"{folder} is not the staging directory of an interrupted run (no checkpoint in it)")
+    options = rundir.interrupted_run_options(folder)
     names = {spec.name for spec in dataclasses.fields(ClassifierConfig)}
     given = {**(read_config_file(args.config) if args.config else {}),
              **{name: value for name, value in vars(args).items() if name in names}}
-    return ClassifierConfig(**{**read_config_file(folder / rundir.CONFIG_FILE), **given}), folder
+    return ClassifierConfig(**{**read_config_file(options), **given}), folder
 
 
 def run_demo(config: ClassifierConfig) -> None:

@@ -22,7 +22,14 @@ from torch import nn
 
 from bertclf import rundir
 from bertclf.errors import BertclfError
-from bertclf.inference import ONNX_EXTRA, calibration_rows, import_onnxruntime, outlier_channels
+from bertclf.inference import (
+    CALIBRATION_BATCH,
+    ONNX_EXTRA,
+    calibration_rows,
+    import_onnxruntime,
+    outlier_channels,
+    pad,
+)
 
 log = logging.getLogger("bertclf")
 
@@ -106,16 +113,14 @@ def _input_channel_peaks(model: Any, products: list[Any], rows: list[list[int]],
     import numpy as np
     import onnx
 
-    from bertclf.inference import import_onnxruntime, pad
-
     ort = import_onnxruntime()
     probe = copy.deepcopy(model)
     probe.graph.output.extend(onnx.helper.make_tensor_value_info(node.input[0], onnx.TensorProto.FLOAT, None)
                               for node in products)
     session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     peaks = [0.0] * len(products)
-    for start in range(0, len(rows), 64):
-        input_ids, attention_mask = pad(rows[start : start + 64], pad_token_id)
+    for start in range(0, len(rows), CALIBRATION_BATCH):
+        input_ids, attention_mask = pad(rows[start : start + CALIBRATION_BATCH], pad_token_id)
         inputs = session.run([node.input[0] for node in products],
                              {"input_ids": input_ids, "attention_mask": attention_mask})
         for index, values in enumerate(inputs):

@@ -125,7 +125,7 @@ class TorchRuntime:
 # few channels, which BERT-family encoders keep large whatever the text, and coarsens every other channel.
 OUTLIER_FACTOR = 3.0
 MAX_OUTLIER_CHANNELS = 32
-CALIBRATION_ROWS, CALIBRATION_TOKENS = 256, 32
+CALIBRATION_ROWS, CALIBRATION_TOKENS, CALIBRATION_BATCH = 256, 32, 64
 
 
 def calibration_rows(tokenizer: Any) -> list[list[int]]:
@@ -182,8 +182,8 @@ def _input_peaks(model: nn.Module, rows: list[list[int]], pad_token_id: int) -> 
     hooks = [layer.register_forward_pre_hook(record) for layer in model.modules() if isinstance(layer, nn.Linear)]
     try:
         runtime = TorchRuntime(model)
-        for start in range(0, len(rows), 64):
-            runtime.rows(*pad(rows[start : start + 64], pad_token_id))
+        for start in range(0, len(rows), CALIBRATION_BATCH):
+            runtime.rows(*pad(rows[start : start + CALIBRATION_BATCH], pad_token_id))
     finally:
         for hook in hooks:
             hook.remove()

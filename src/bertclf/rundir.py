@@ -123,9 +123,14 @@ def _staged(path: Path, make_staging: Any, move_into_place: Any) -> Iterator[Pat
             with contextlib.suppress(OSError):
                 shutil.rmtree(staging) if staging.is_dir() else staging.unlink(missing_ok=True)
         _remove_empty(created)
-        if isinstance(error, _write_errors()):
-            raise BertclfError(f"cannot write {path}: {_reason(error)}") from None
+        if (failure := _failed_write(path, error)) is not None:
+            raise failure from None
         raise
+
+
+def _failed_write(path: Path, error: BaseException) -> BertclfError | None:
+    """The one-line error for a write to ``path`` that the disk refused; None for any other failure."""
+    return BertclfError(f"cannot write {path}: {_reason(error)}") if isinstance(error, _write_errors()) else None
 
 
 def _remove_empty(folders: list[Path]) -> None:
@@ -142,8 +147,8 @@ def written_as(path: Path, writing: Path) -> Iterator[None]:
         yield
     except BaseException as error:
         shutil.rmtree(writing, ignore_errors=True)
-        if isinstance(error, _write_errors()):
-            raise BertclfError(f"cannot write {path}: {_reason(error)}") from None
+        if (failure := _failed_write(path, error)) is not None:
+            raise failure from None
         raise
 
 
@@ -214,6 +219,13 @@ def checkpoint_directory(folder: Path, step: int) -> Path:
 def writing_name(path: Path) -> Path:
     """The name a folder is written under before it is renamed to ``path``, the same in every process."""
     return path.with_name(f".{path.name}.writing")
+
+
+def interrupted_run_options(folder: Path) -> Path:
+    """The options file of the interrupted run whose staging directory ``folder`` is; an error if it is not one."""
+    if not (folder / CONFIG_FILE).is_file() or not checkpoints_in(folder):
+        raise BertclfError(f"{folder} is not the staging directory of an interrupted run (no checkpoint in it)")
+    return folder / CONFIG_FILE
 
 
 def checkpoints_in(folder: Path) -> list[Path]:
