@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,8 @@ import pandas as pd
 import torch
 from accelerate.utils import set_seed
 
-from bertclf import __version__, rundir, trainer
+from bertclf import __version__, report, rundir, trainer
+from bertclf.baseline import tfidf_baseline
 from bertclf.batching import EncodedTexts
 from bertclf.checkpoints import Checkpoints, fingerprint
 from bertclf.config import RUNTIMES, TASK_METRICS, ClassifierConfig
@@ -29,6 +32,7 @@ from bertclf.inference import (
     resolve_precision,
     resolve_runtime,
 )
+from bertclf.inspection import DataInspection, inspect_data
 from bertclf.metrics import classification_metrics, multilabel_metrics
 from bertclf.model_card import write_model_card
 from bertclf.modeling import (
@@ -43,6 +47,7 @@ from bertclf.modeling import (
 )
 from bertclf.thresholds import tune_thresholds
 from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, special_tokens, tokenize
+from bertclf.tracking import Tracking
 from bertclf.trainer import TrainState, class_weights, loss_function
 
 log = logging.getLogger("bertclf")
@@ -67,6 +72,11 @@ class TextClassifier:
         self.tokenizer_ = None
         self.metrics_: dict[str, Any] = {}
         self.train_state_: TrainState | None = None  # the training loop's record: history, best step, cost
+        # What the run's report shows beside the metrics (see bertclf.report); set by fit, not by load.
+        self.inspection_: DataInspection | None = None
+        self.evaluation_: report.Evaluation | None = None  # the test part's predictions
+        self.baseline_: dict[str, Any] | None = None  # the TF-IDF baseline's test scores
+        self.tracking_dir_: Path | None = None  # trackers' files that belong in the run directory
 
     # --- training -----------------------------------------------------------------------------------
     def fit(self, train: DataSource | None = None, val: DataSource | None = None, test: DataSource | None = None,
@@ -107,6 +117,10 @@ class TextClassifier:
         train_tokens = tokenize(tokenizer, splits.train.texts)
         counts = [len(ids) + len(prefix) + len(suffix) for ids in train_tokens]
         max_length = self._choose_max_length(counts, limit)
+        self.inspection_ = inspect_data([part for part in (splits.train, splits.val, splits.test) if part is not None],
+                                        tokenizer, config.model, max_length, counts)
+        if self.inspection_.vocabulary_warning():
+            log.warning(self.inspection_.vocabulary_warning())
 
         self.classes_, self.task_, self.tokenizer_, self.max_length_ = classes, task, tokenizer, max_length
         self.thresholds_ = None
@@ -125,28 +139,57 @@ class TextClassifier:
         precision = resolve_precision(config.mixed_precision)
         checkpoints = None if checkpoint_dir is None else Checkpoints(Path(checkpoint_dir), config,
                                                                       fingerprint(train_set))
-        with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute only it
-            model, result = trainer.train(model, train_set, config, pad_token_id=tokenizer.pad_token_id,
-                                          loss_fn=loss_function(task == "multilabel", weights),
-                                          evaluate=lambda candidate: self._score(TorchRuntime(candidate, precision),
-                                                                                 val_set, tune=True,
-                                                                                 across_processes=True),
-                                          checkpoints=checkpoints)
-        self.model_, self.train_state_ = model, result
-        self.runtime_ = TorchRuntime(model, precision)
-        if task == "multilabel":  # the thresholds tuned at the best evaluation serve from now on
-            self.thresholds_ = np.array(list(result.best_metrics["thresholds"].values()))
-        self.metrics_ = {"val": result.best_metrics}
-        if splits.test is not None:
-            self.metrics_["test"] = self._score(self.runtime_, EncodedTexts(self.encode(splits.test.texts),
-                                                                            test_labels), across_processes=True)
+        tracking = self._tracking(checkpoint_dir)
+        try:
+            with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute it only
+                model, result = trainer.train(
+                    model, train_set, config, pad_token_id=tokenizer.pad_token_id,
+                    loss_fn=loss_function(task == "multilabel", weights),
+                    evaluate=lambda candidate: self._score(TorchRuntime(candidate, precision), val_set, tune=True,
+                                                           across_processes=True),
+                    checkpoints=checkpoints, tracking=tracking)
+            self.model_, self.train_state_ = model, result
+            self.runtime_ = TorchRuntime(model, precision)
+            if task == "multilabel":  # the thresholds tuned at the best evaluation serve from now on
+                self.thresholds_ = np.array(list(result.best_metrics["thresholds"].values()))
+            self.metrics_ = {"val": result.best_metrics}
+            self.evaluation_ = self.baseline_ = None
+            if splits.test is not None:
+                test_set = EncodedTexts(self.encode(splits.test.texts), test_labels)
+                probabilities, self.metrics_["test"] = self._predict_and_score(self.runtime_, test_set,
+                                                                               across_processes=True)
+                self.evaluation_ = report.Evaluation("test", splits.test.texts, test_labels, probabilities)
+                self.baseline_ = tfidf_baseline(splits.train.texts, train_labels, splits.val.texts, val_labels,
+                                                splits.test.texts, test_labels, classes, config.threshold_strategy)
+                if tracking is not None:
+                    tracking.log({f"test/{name}": value for name, value in self.metrics_["test"].items()
+                                  if isinstance(value, (int, float))}, result.step)
+        finally:
+            if tracking is not None:
+                tracking.finish()
         self.metrics_["training"] = {
             "best_step": result.best_step, "stopped_early": result.stopped_early,
             "train_seconds": round(result.train_seconds, 2), "train_samples": result.train_samples,
             "train_samples_per_second": round(result.train_samples_per_second, 2),
-            "max_length": max_length, "history": result.history,
+            "max_length": max_length, "history": result.history, "log": result.log,
+            "environment": report.environment(next(model.parameters()).device.type),
         }
         return self
+
+    def _tracking(self, checkpoint_dir: str | Path | None) -> Tracking | None:
+        """The trackers of ``--report-to``; without ``--tracking-dir`` their files go into the run directory (by
+        way of the checkpoint folder, which becomes it on the command line) or ./tracking."""
+        config = self.config
+        if not config.report_to:
+            return None
+        if config.tracking_dir is not None:
+            folder, self.tracking_dir_ = Path(config.tracking_dir), None
+        elif checkpoint_dir is not None:
+            folder = self.tracking_dir_ = Path(checkpoint_dir) / rundir.TRACKING_DIR
+        else:
+            folder, self.tracking_dir_ = Path(rundir.TRACKING_DIR), None
+        return Tracking(config.report_to, folder, Path(config.output).name if config.output else "bertclf",
+                        config.to_dict())
 
     def _check_resumable(self, checkpoint_dir: str | Path | None) -> None:
         """A run to resume must have a checkpoint, and this classifier its options (see RESUME_SAFE)."""
@@ -204,14 +247,19 @@ class TextClassifier:
                across_processes: bool = False) -> dict[str, Any]:
         """Scores on a labelled set; with ``tune`` (validation during training) the multilabel thresholds are
         first tuned on this very set, as they will be for the model that is kept."""
+        return self._predict_and_score(runtime, dataset, tune, across_processes)[1]
+
+    def _predict_and_score(self, runtime: Runtime, dataset: EncodedTexts, tune: bool = False,
+                           across_processes: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
         probabilities = self.predictor(runtime, across_processes).predict_proba(dataset.token_ids)
         if self.task_ != "multilabel":
-            return classification_metrics(dataset.labels, probabilities, self.classes_)
+            return probabilities, classification_metrics(dataset.labels, probabilities, self.classes_)
         thresholds = self.decision_thresholds()
         if tune:
             thresholds = tune_thresholds(dataset.labels, probabilities, self.config.threshold_strategy,
                                          self.config.threshold)
-        return multilabel_metrics(dataset.labels, probabilities, self.classes_, thresholds, self.config.min_labels)
+        return probabilities, multilabel_metrics(dataset.labels, probabilities, self.classes_, thresholds,
+                                                 self.config.min_labels)
 
     def _texts(self, data: Sequence[str] | pd.DataFrame) -> list[str]:
         if isinstance(data, str):
@@ -253,10 +301,16 @@ class TextClassifier:
 
     def evaluate(self, data: DataSource) -> dict[str, Any]:
         """Scores on labelled data (a file, a DataFrame or a ``(texts, labels)`` pair)."""
+        return self.evaluation_of(data)[1]
+
+    def evaluation_of(self, data: DataSource) -> tuple[report.Evaluation, dict[str, Any]]:
+        """Labelled data's predictions (for a report) and scores."""
         self._check_fitted()
         examples = load_examples(data, dataclasses.replace(self.config, task=self.task_))
         labels = encode_labels(examples, self.classes_)
-        return self._score(self.runtime_, EncodedTexts(self.encode(examples.texts), labels))
+        probabilities, metrics = self._predict_and_score(self.runtime_, EncodedTexts(self.encode(examples.texts),
+                                                                                      labels))
+        return report.Evaluation(examples.name, examples.texts, labels, probabilities), metrics
 
     # --- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool | None = None) -> Path:
@@ -271,6 +325,14 @@ class TextClassifier:
         with rundir.atomic_directory(target) as staging:
             save_model(self.model_, self.tokenizer_, staging, self.max_length_)
             self.write_description(staging, target.name)
+            if self.inspection_ is not None:  # fitted here: the report and what it is drawn from
+                started = time.perf_counter()
+                report.save_inputs(staging, self.inspection_, self.evaluation_, self.baseline_)
+                report.write_report(staging / rundir.REPORT_FILE, report.inputs_of(
+                    self, target.name, self.inspection_, self.evaluation_, self.baseline_))
+                log.info("report written in %.1f s: %s", time.perf_counter() - started, target / rundir.REPORT_FILE)
+            if self.tracking_dir_ is not None and self.tracking_dir_.is_dir():
+                shutil.copytree(self.tracking_dir_, staging / rundir.TRACKING_DIR)
         return target
 
     def write_description(self, directory: Path, name: str, export: dict[str, Any] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The ``bertclf`` command: train, evaluate, predict, export and demo.
+"""The ``bertclf`` command: train, evaluate, predict, export, serve, inspect, report and demo.
 
 The flags of ``train`` and ``demo`` are generated from :class:`ClassifierConfig`; a problem with the
 user's input ends in one line on stderr and exit code 2, never a traceback.
@@ -35,6 +35,9 @@ EXIT_BAD_INPUT = 2
 RUN_DIRECTORY_EXTRA_BYTES = 20 << 20  # a run directory beyond the encoder's weights: tokenizer, head, metrics
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 STDOUT_ROWS = 1000
+# The options of `inspect`: how files are read, and the model whose tokenizer reads them.
+INSPECT_OPTIONS = ("text_column", "label_column", "task", "label_columns", "label_sep", "label_names",
+                   "allow_empty_labels", "columns", "quoting", "text_separator", "model", "max_length")
 DEMO_TEXTS = [
     "I was billed twice for the same month, please refund one of the charges",
     "The app crashes every time I try to export a report to PDF",
@@ -51,12 +54,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per config field, grouped as in the dataclass; defaults stay unset so files can fill them."""
+def add_config_flags(parser: argparse.ArgumentParser, only: Callable[[dataclasses.Field], bool] | None = None) -> None:
+    """One flag per config field (those ``only`` accepts), grouped as in the dataclass; defaults stay unset so files
+    can fill them."""
     parser.add_argument("--config", metavar="FILE", help="YAML or JSON file of options; flags override it.")
     groups: dict[str, argparse._ArgumentGroup] = {}
     hints = typing.get_type_hints(ClassifierConfig)
     for spec in dataclasses.fields(ClassifierConfig):
+        if only is not None and not only(spec):
+            continue
         group_name = spec.metadata["group"]
         if group_name not in groups:
             groups[group_name] = parser.add_argument_group(f"{group_name} options")
@@ -131,6 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
                                parents=[common],
                                description="Train on the bundled support tickets with the bundled model.")
     add_config_flags(demo)
+
+    inspect = commands.add_parser(
+        "inspect", help="Check labelled data before training: labels, duplicates, leaks, lengths, vocabulary.",
+        parents=[common], description="What the data holds and how the model's tokenizer reads it: rows, labels, empty "
+                                      "and duplicate texts, texts under different labels, leaks between the files "
+                                      "given, token lengths and vocabulary coverage.")
+    inspect.add_argument("data", nargs="+", help="Labelled files; texts of a later file found in an earlier one are "
+                                                 "leaks (e.g. train.csv test.csv).")
+    add_config_flags(inspect, only=lambda spec: spec.name in INSPECT_OPTIONS)
+
+    report = commands.add_parser("report", help="Rebuild a run's report.html, or draw it for a new labelled file.",
+                                 parents=[common])
+    report.add_argument("run", help="Run directory written by 'bertclf train'.")
+    report.add_argument("--data", help="Labelled file to score and report on instead of the run's test part (the "
+                                       "baseline is retrained on the run's training file).")
+    add_column_overrides(report, labelled=True)
 
     evaluate = commands.add_parser("evaluate", help="Score a trained classifier on labelled data.", parents=[common])
     evaluate.add_argument("run", help="Run directory written by 'bertclf train'.")
@@ -278,6 +300,27 @@ def run_demo(config: ClassifierConfig) -> None:
     emit("\npredictions on new tickets:\n")
     for text, row in zip(DEMO_TEXTS, probabilities, strict=True):
         emit(f"  {classifier.classes_[row.argmax()]:<16} {row.max():.2f}  {text}\n")
+
+
+def run_inspect(config: ClassifierConfig, files: Sequence[str]) -> None:
+    from bertclf.data import load_examples
+    from bertclf.inspection import format_inspection, inspect_data
+    from bertclf.modeling import load_tokenizer
+
+    parts = [load_examples(path, config) for path in files]
+    multilabel = {part.multilabel for part in parts}
+    if len(multilabel) > 1:
+        raise BertclfError("some files hold one label per text and others several: pass --task multilabel")
+    tokenizer = load_tokenizer(config.model)
+    max_length = None if config.max_length == "auto" else config.max_length
+    inspection = inspect_data(parts, tokenizer, config.model, max_length)
+    emit(format_inspection(inspection) + "\n")
+
+
+def run_report(args: argparse.Namespace) -> None:
+    from bertclf import report
+
+    emit(f"report written to {report.rebuild(Path(args.run), load_for_data(args), args.data)}\n")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -477,6 +520,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                           output=f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"))
             elif args.command == "evaluate":
                 run_evaluate(args)
+            elif args.command == "inspect":
+                run_inspect(config_from_args(args), args.data)
+            elif args.command == "report":
+                run_report(args)
             elif args.command == "export":
                 run_export(args)
             elif args.command == "serve":

@@ -34,6 +34,9 @@ TASK_METRICS = {
     "multilabel": ("f1_macro", "f1_micro", "f1_weighted", "f1_samples", "subset_accuracy", "loss"),
 }
 
+# accelerate's experiment trackers (accelerate.utils.LoggerType), for --report-to.
+TRACKERS = ("aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
+
 
 def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None, group: str = "training",
            comma_list: bool = False) -> Any:
@@ -149,6 +152,15 @@ class ClassifierConfig:
     save_total_limit: int = option(1, "Checkpoints kept (the latest ones); the best weights so far are kept besides.",
                                    group="checkpoints")
 
+    # --- tracking ---------------------------------------------------------------------------------
+    report_to: list[str] | None = option(None, "Experiment trackers to report the options, the training loss and "
+                                         "learning rate, every evaluation and the final metrics to, comma-separated "
+                                         f"(accelerate's: {', '.join(TRACKERS)}).", group="tracking",
+                                         comma_list=True)
+    tracking_dir: str | None = option(None, "Where trackers that write files (tensorboard, mlflow) write (default: "
+                                      "the run directory's tracking/ folder, or ./tracking for the API without a "
+                                      "checkpoint folder).", group="tracking")
+
     # --- multilabel -------------------------------------------------------------------------------
     threshold_strategy: str = option("global", "How multilabel decision thresholds are set after training, on "
                                      "the validation data: 'global' (one threshold maximising micro-F1), "
@@ -219,6 +231,9 @@ class ClassifierConfig:
             raise _invalid("head_tokens", self.head_tokens, "must not be negative")
         if self.max_length != "auto" and self.max_length < 8:
             raise _invalid("max_length", self.max_length, "must be 'auto' or a number of tokens of at least 8")
+        unknown = [name for name in self.report_to or [] if name not in TRACKERS]
+        if unknown:
+            raise _invalid("report_to", unknown[0], f"choose from {', '.join(TRACKERS)}")
         if not self.text_column or any(not name for name in self.text_column):
             raise _invalid("text_column", self.text_column, "name at least one column")
 
@@ -244,7 +259,7 @@ class ClassifierConfig:
 
 
 # Options a resumed run may change: where it goes and how it checkpoints, not what it computes.
-RESUME_SAFE = frozenset({"output", "overwrite", "save_steps", "save_total_limit"})
+RESUME_SAFE = frozenset({"output", "overwrite", "save_steps", "save_total_limit", "report_to", "tracking_dir"})
 
 
 def default_text(spec: dataclasses.Field) -> str:

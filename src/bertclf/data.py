@@ -55,6 +55,7 @@ class Examples:
     labels: list[Any] | None
     name: str
     multilabel: bool = False
+    skipped_empty: int = 0  # rows of the source left out because their text was empty
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -420,6 +421,7 @@ def load_examples(source: DataSource, config: ClassifierConfig, *, labelled: boo
     if len(keep) < len(texts):
         log.warning("warning: skipped %d rows of %s whose text is empty", len(texts) - len(keep), name)
         examples = examples.subset(keep, name)
+        examples.skipped_empty = len(texts) - len(keep)
     return examples
 
 
@@ -530,16 +532,24 @@ def _keep_every_label(examples: Examples, kept: list[int], held: list[int], name
     return kept + returned, [row for row in held if row not in moved]
 
 
+def find_leaks(parts: Sequence[Examples]) -> list[dict[str, Any]]:
+    """For each part, how many of its texts appear in an earlier one (e.g. test texts seen in training)."""
+    leaks = []
+    for position, part in enumerate(parts):
+        for earlier in parts[:position]:
+            seen = set(earlier.texts)
+            repeated = sum(text in seen for text in part.texts)
+            if repeated:
+                leaks.append({"part": part.name, "other": earlier.name, "texts": repeated, "of": len(part)})
+    return leaks
+
+
 def warn_about_leakage(train: Examples, others: Sequence[Examples]) -> None:
     """Texts present in training and also in validation or test inflate the reported scores."""
-    seen = set(train.texts)
-    for part in others:
-        repeated = sum(text in seen for text in part.texts)
-        if repeated:
-            log.warning(
-                "warning: %d of %d %s texts also appear in the training data (leakage inflates %s scores)",
-                repeated, len(part), part.name, part.name,
-            )
+    for leak in find_leaks([train, *others]):
+        if leak["other"] == train.name:
+            log.warning("warning: %d of %d %s texts also appear in the training data (leakage inflates %s scores)",
+                        leak["texts"], leak["of"], leak["part"], leak["part"])
 
 
 @dataclass

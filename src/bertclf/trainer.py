@@ -34,9 +34,11 @@ from bertclf.config import ClassifierConfig
 from bertclf.errors import Interrupted
 from bertclf.inference import keep_freed_memory, resolve_precision
 from bertclf.modeling import head_parameter_names
+from bertclf.tracking import Tracking
 
 log = logging.getLogger("bertclf")
 
+LOG_POINTS = 100  # entries of the training log over a run: a learning curve's resolution, without a sync per step
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EvaluateFn = Callable[[nn.Module], dict[str, Any]]
 
@@ -50,7 +52,10 @@ class TrainState:
     epoch_batches: int = 0  # batches of that epoch trained on (by each process)
     epoch_loss: Any = 0.0  # their summed loss: a float, or a 0-d tensor on the device (read only when needed)
     step: int = 0  # optimizer steps taken
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # one entry per evaluation
+    log: list[dict[str, Any]] = field(default_factory=list)  # the training loss and learning rate, LOG_POINTS times
+    interval_loss: Any = 0.0  # summed loss of the batches since the last log entry (as epoch_loss)
+    interval_batches: int = 0
     best_step: int = 0
     best_score: float | None = None
     best_metrics: dict[str, Any] = field(default_factory=dict)
@@ -68,7 +73,8 @@ class TrainState:
         return float(self.epoch_loss) / max(self.epoch_batches, 1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "epoch_loss": float(self.epoch_loss)}
+        return {**dataclasses.asdict(self), "epoch_loss": float(self.epoch_loss),
+                "interval_loss": float(self.interval_loss)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainState:
@@ -249,13 +255,16 @@ def train_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: Any,
 
 
 def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *, pad_token_id: int,
-          loss_fn: LossFn, evaluate: EvaluateFn, checkpoints: Checkpoints | None = None
-          ) -> tuple[nn.Module, TrainState]:
+          loss_fn: LossFn, evaluate: EvaluateFn, checkpoints: Checkpoints | None = None,
+          tracking: Tracking | None = None) -> tuple[nn.Module, TrainState]:
     """Fine-tune ``model`` in place and return it holding the weights of its best validation score. With
-    ``checkpoints``, continue from the latest one there is and write new ones as the run goes."""
+    ``checkpoints``, continue from the latest one there is and write new ones as the run goes; with ``tracking``,
+    report the training log and every evaluation to experiment trackers."""
     accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision),
                               gradient_accumulation_steps=config.gradient_accumulation_steps,
-                              cpu=_several_cpu_processes())
+                              cpu=_several_cpu_processes(), **(tracking.accelerator_options() if tracking else {}))
+    if tracking is not None:
+        tracking.start(accelerator)
     if accelerator.device.type == "cpu":
         keep_freed_memory()
     loader = train_loader(train_set, config.batch_size, config.seed, pad_token_id)
@@ -275,6 +284,7 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     eval_every = config.eval_steps or steps_per_epoch
+    log_every = max(1, total_steps // LOG_POINTS)
 
     state, best_weights = TrainState(), None
     if checkpoints is not None and checkpoints.latest() is not None:
@@ -296,9 +306,10 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
             model.train()
             for batch in loader:
                 texts = len(batch["labels"])
-                state.epoch_loss = state.epoch_loss + train_step(model, batch, optimizer, scheduler, accelerator,
-                                                                 loss_fn, config)
+                loss = train_step(model, batch, optimizer, scheduler, accelerator, loss_fn, config)
+                state.epoch_loss, state.interval_loss = state.epoch_loss + loss, state.interval_loss + loss
                 state.epoch_batches += 1
+                state.interval_batches += 1
                 state.train_samples += texts * accelerator.num_processes
                 progress.update(texts)
                 if not accelerator.sync_gradients:
@@ -306,9 +317,11 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
                 state.step += 1
                 if progress.wants_readout(state.step):  # reading the loss waits for the device, so not every step
                     progress.show(loss=state.mean_epoch_loss, learning_rate=scheduler.get_last_lr()[0])
+                if state.step % log_every == 0 or state.step == total_steps:
+                    _log_step(state, scheduler.get_last_lr()[0], steps_per_epoch, tracking)
                 if state.step % eval_every == 0 or state.step == total_steps:
                     improved = _evaluate(accelerator.unwrap_model(model), state, config, evaluate, steps_per_epoch,
-                                         progress, time.perf_counter() - started + seconds_before)
+                                         progress, time.perf_counter() - started + seconds_before, tracking)
                     if improved is not None:
                         best_weights = improved
                         if checkpoints is not None:
@@ -338,15 +351,28 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
     return model, state
 
 
+def _log_step(state: TrainState, learning_rate: float, steps_per_epoch: int, tracking: Tracking | None) -> None:
+    """An entry of the training log: the mean loss of the batches since the last one, and the learning rate."""
+    entry = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 3),
+             "loss": float(state.interval_loss) / max(state.interval_batches, 1), "learning_rate": learning_rate}
+    state.log.append(entry)
+    state.interval_loss, state.interval_batches = 0.0, 0
+    if tracking is not None:
+        tracking.log({f"train/{name}": value for name, value in entry.items() if name != "step"}, state.step)
+
+
 def _evaluate(model: nn.Module, state: TrainState, config: ClassifierConfig, evaluate: EvaluateFn,
-              steps_per_epoch: int, progress: Progress, seconds: float) -> dict[str, torch.Tensor] | None:
-    """Score the validation set and record it in ``state``; returns a copy of the weights if they are the best
-    so far."""
+              steps_per_epoch: int, progress: Progress, seconds: float,
+              tracking: Tracking | None = None) -> dict[str, torch.Tensor] | None:
+    """Score the validation set and record it in ``state`` (and the trackers); returns a copy of the weights if
+    they are the best so far."""
     metrics = evaluate(model)
     score = metrics[config.metric]
     improved = is_better(score, state.best_score, config.metric)
     state.history.append({"step": state.step, "epoch": round(state.step / steps_per_epoch, 2),
                           "train_loss": state.mean_epoch_loss, **_scalars(metrics)})
+    if tracking is not None:
+        tracking.log({f"val/{name}": value for name, value in _scalars(metrics).items()}, state.step)
     progress.write(
         f"epoch {state.step / steps_per_epoch:.2f} step {state.step}: train loss {state.mean_epoch_loss:.4f}, "
         f"val loss {metrics['loss']:.4f}, val {config.metric} {score:.4f}{' (best)' if improved else ''}, "
