@@ -759,3 +759,48 @@ def test_several_processes_need_an_output_name(tmp_path, capsys, monkeypatch):
     code, _, err = run(["train", "--train", tmp_path / "train.csv"], capsys)
     assert code == 2 and err.strip() == (
         "bertclf: error: several processes need --output: each would name its own default run directory")
+
+
+def test_train_writes_the_report_and_report_redraws_it_for_a_new_file(trained_run, text_files, tmp_path, capsys):
+    report = trained_run / "report.html"
+    assert '<section id="baseline">' in report.read_text()
+    report.unlink()
+    code, out, err = run(["report", trained_run], capsys)
+    assert code == 0, err
+    assert out.strip() == f"report written to {report}" and report.is_file()
+    renamed = tmp_path / "renamed.csv"
+    pd.read_csv(text_files["test"]).rename(columns={"text": "body"}).to_csv(renamed, index=False)
+    code, _, err = run(["report", trained_run, "--data", renamed, "--text-column", "body"], capsys)
+    assert code == 0, err
+    assert "Test metrics (renamed.csv, 30 texts)" in report.read_text()
+    code, _, err = run(["report", trained_run, "--data", tmp_path / "missing.csv"], capsys)
+    assert code == 2 and err.strip() == f"bertclf: error: file not found: {tmp_path / 'missing.csv'}"
+
+
+def test_inspect_reports_leaks_and_warns_when_the_vocabulary_shatters_the_language(text_files, tmp_path, capsys):
+    code, out, err = run(["inspect", text_files["train"], text_files["val"], text_files["train"]], capsys)
+    assert code == 0, err
+    assert "train.csv: 150 texts" in out and "classes (3): " in out
+    assert "leak: 150 texts of train.csv also appear in train.csv" in out
+    assert "warning" not in out + err
+    russian = tmp_path / "ru.csv"
+    texts = ["сегодня был отличный день и мы гуляли в парке", "ужасное обслуживание больше не приду"]
+    pd.DataFrame({"text": texts * 10, "label": ["pos", "neg"] * 10}).to_csv(russian, index=False)
+    code, out, err = run(["inspect", russian], capsys)
+    assert code == 0, err
+    [warning] = [line for line in out.splitlines() if line.startswith("warning")]
+    assert "Cyrillic" in warning and "tokens on average" in warning and "multilingual" in warning
+    code, _, err = run(["inspect", russian, "--text-column", "body"], capsys)
+    assert code == 2 and err.startswith("bertclf: error: column 'body' not found in ru.csv")
+
+
+def test_train_warns_in_one_line_when_the_vocabulary_shatters_the_language(tmp_path, tiny_options, capsys):
+    russian = tmp_path / "ru.csv"
+    words = ["отличный", "день", "гуляли", "парке", "ужасное", "обслуживание", "никогда", "приду"]
+    pd.DataFrame({"text": [" ".join(words[i % 8:] + words[: i % 8]) for i in range(60)],
+                  "label": ["a", "b"] * 30}).to_csv(russian, index=False)
+    code, _, err = run(["train", "--train", russian, "--output", tmp_path / "r", *tiny_flags(
+        {**tiny_options, "epochs": 1})], capsys)
+    assert code == 0, err
+    [warning] = [line for line in err.splitlines() if "reads this Cyrillic text poorly" in line]
+    assert "words into single letters" in warning

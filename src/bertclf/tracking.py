@@ -7,6 +7,7 @@ test metrics and closes the run. accelerate writes only from the first process o
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,20 @@ class Tracking:
         return {"log_with": self.report_to, "project_dir": str(self.logging_dir)}
 
     def start(self, accelerator: Any) -> None:
+        if "mlflow" in self.report_to and not os.environ.get("MLFLOW_TRACKING_URI"):
+            # Without a server named by the environment, MLflow's default store is a database that its client
+            # package cannot write: a file store in the tracking folder instead (kept by MLflow, though no longer
+            # developed, hence the opt-in), read by `mlflow ui --backend-store-uri <that folder>`.
+            import mlflow
+
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            mlflow.set_tracking_uri((self.logging_dir / "mlruns").absolute().as_uri())
+        try:
+            accelerator.init_trackers(self.run_name, config=self.options)
+        except Exception as error:  # each tracker fails in its own way: a server unreachable, a bad key
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise BertclfError(f"--report-to {','.join(self.report_to)}: a tracker failed to start: {reason}") from None
         self.accelerator = accelerator
-        accelerator.init_trackers(self.run_name, config=self.options)
 
     def log(self, values: dict[str, Any], step: int) -> None:
         self.accelerator.log({name: float(value) for name, value in values.items()}, step=step)
