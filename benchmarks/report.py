@@ -12,7 +12,7 @@ LABELS = {
 }
 TARGETS = {"vs_default": 1.5, "vs_tuned": 1.0, "vs_pipeline": 1.5}
 LONG_TEXT_TIME_TARGET = 4.0  # chunked training may take at most this multiple of head truncation's time
-SUITE_ORDER = ("full", "multilabel", "long", "quick")
+SUITE_ORDER = ("full", "multilabel", "long", "quick", "inference", "serve", "streaming", "report")
 SINGLE_LABEL_SCORES = ("accuracy", "f1_macro", "mcc")
 MULTILABEL_SCORES = ("f1_micro", "f1_macro", "subset_accuracy")
 METRIC_NAMES = {"accuracy": "accuracy", "f1_macro": "macro-F1", "mcc": "MCC", "f1_micro": "micro-F1",
@@ -217,10 +217,10 @@ def suite_header(suite: str, results: dict[str, Any]) -> list[str]:
 
 
 def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
-    if suite in ("streaming", "serve"):  # single-measurement suites of their own scripts, with their own layout
-        from benchmarks import serve, streaming
+    if suite in ("streaming", "serve", "report"):  # single-measurement suites of their own scripts and layouts
+        from benchmarks import reporting, serve, streaming
 
-        return {"streaming": streaming, "serve": serve}[suite].section(results)
+        return {"streaming": streaming, "serve": serve, "report": reporting}[suite].section(results)
     if suite == "inference":  # runtimes against pipeline: a layout of its own
         from benchmarks import inference
 
