@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -118,6 +119,7 @@ def inspect_output(files: list[str], options: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
+    parser.add_argument("--keep", type=Path, help="Copy each run's report.html here (as <dataset>.html) to look at.")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.getLogger("bertclf").setLevel(logging.WARNING)
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bertclf-report-") as scratch:
         for name, suite in (("bbc_news", "full"), ("goemotions", "inference")):
             figures["runs"][name] = train_with_report(name, suite, Path(scratch) / name)
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(scratch) / name / "run" / "report.html", args.keep / f"{name}.html")
             print(name, json.dumps(figures["runs"][name]), flush=True)
     figures["inspect"] = {
         "rutweetcorp": inspect_output([str(DATASETS / "rutweetcorp" / "valid.csv")], []),

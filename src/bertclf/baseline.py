@@ -25,8 +25,9 @@ MAX_FEATURES = 100_000
 def _pipeline(multilabel: bool) -> Any:
     # Word unigrams and bigrams with sublinear term frequency: the usual strong setting for topic and sentiment.
     features = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=MAX_FEATURES)
-    model = LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced" if not multilabel else None)
-    return make_pipeline(features, OneVsRestClassifier(model) if multilabel else model)
+    if multilabel:  # one binary problem per label, which liblinear solves an order of magnitude faster than lbfgs
+        return make_pipeline(features, OneVsRestClassifier(LogisticRegression(C=10.0, solver="liblinear")))
+    return make_pipeline(features, LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced"))
 
 
 def tfidf_baseline(train_texts: Sequence[str], train_labels: np.ndarray, val_texts: Sequence[str],
