@@ -332,7 +332,7 @@ def reliability_figure(figures: dict[str, Any], multilabel: bool) -> str:
              edgecolor="black", label="observed")
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
     axis.plot(np.asarray(figures["confidence"])[filled], np.asarray(figures["accuracy"])[filled], "o-",
-              color="#c44e52", label="mean confidence of the bin")
+              color="#c44e52", label="observed, at the bin's mean probability")
     what = "label probability" if multilabel else "confidence (probability of the predicted class)"
     axis.set(title=f"Reliability diagram (ECE {figures['ece']:.3f})", xlabel=what,
              ylabel="share of labels present" if multilabel else "accuracy", xlim=(0, 1), ylim=(0, 1))
