@@ -97,11 +97,6 @@ def _optimize(path: Path, config: Any) -> dict[str, int]:
     return {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
 
 
-# The fused attention's query/key/value product stays fp32: it has no outlier split, and quantized it moved labels
-# on CoLA and SST-2 (see the inference suite in BENCHMARKS.md).
-FP32_OPERATORS = ("Attention", "MultiHeadAttention")
-
-
 def _weighted_products(model: Any) -> list[Any]:
     """The graph's MatMul nodes whose second input is a weight matrix (not an activation)."""
     weights = {tensor.name for tensor in model.graph.initializer if len(tensor.dims) == 2}
@@ -169,7 +164,7 @@ def _split_outlier_channels(model: Any, products: list[Any], peaks: list[Any]) -
 def quantize_graph(source: Path, target: Path, tokenizer: Any) -> None:
     """Int8 weights (one scale per output channel) for the graph's matrix products, activations quantized on the fly,
     with each product's outlier input channels (:func:`~bertclf.inference.outlier_channels`, found on
-    :func:`~bertclf.inference.calibration_rows`) computed apart in fp32."""
+    :func:`~bertclf.inference.calibration_rows`) computed apart in fp32, and the embedding tables int8 by row."""
     import onnx
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -178,7 +173,6 @@ def quantize_graph(source: Path, target: Path, tokenizer: Any) -> None:
     products = _weighted_products(model)
     peaks = _input_channel_peaks(model, products, calibration_rows(tokenizer), tokenizer.pad_token_id or 0)
     fp32 = _split_outlier_channels(model, products, peaks)
-    fp32 += [node.name for node in model.graph.node if node.op_type in FP32_OPERATORS]
     split = target.with_name(f"{target.stem}.split.onnx")
     onnx.save(model, str(split))
     # The quantizer logs advice through the root logger, which would install a handler on the application's root
@@ -189,13 +183,42 @@ def quantize_graph(source: Path, target: Path, tokenizer: Any) -> None:
         warnings.simplefilter("ignore")
         try:
             # One scale per output channel: a single scale per matrix let the largest channel set everyone's
-            # resolution. Fused operators come from ONNX Runtime's own domain, whose outputs shape inference
-            # cannot type: float.
+            # resolution. MatMul nodes only: the fused attention's query/key/value product has no outlier split and,
+            # quantized, moved labels on CoLA and SST-2, and the embedding lookup is _int8_rows's. Fused operators
+            # come from ONNX Runtime's own domain, whose outputs shape inference cannot type: float.
             quantize_dynamic(str(split), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                             nodes_to_exclude=fp32, extra_options={"DefaultTensorType": TensorProto.FLOAT})
+                             nodes_to_exclude=fp32, op_types_to_quantize=["MatMul"],
+                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
         finally:
             root.removeHandler(quiet)
             split.unlink(missing_ok=True)
+    quantized = onnx.load(str(target))
+    _int8_rows(quantized, len(tokenizer) // 2)
+    onnx.save(quantized, str(target))
+
+
+def _int8_rows(model: Any, rows: int) -> None:
+    """Store each embedding table (a float matrix of at least ``rows`` rows: the vocabulary) as int8 with one scale
+    per row, dequantized by two nodes that ONNX Runtime folds into a constant when the session starts. The quantizer's
+    own embedding lookup has one scale for the whole table, too coarse for the rare tokens' small vectors."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    for tensor in [tensor for tensor in model.graph.initializer
+                   if len(tensor.dims) == 2 and tensor.dims[0] >= rows and tensor.data_type == TensorProto.FLOAT]:
+        table = numpy_helper.to_array(tensor)
+        scale = np.abs(table).max(axis=1, keepdims=True) / 127
+        scale[scale == 0] = 1
+        name = tensor.name
+        model.graph.initializer.remove(tensor)
+        model.graph.initializer.extend([
+            numpy_helper.from_array(np.round(table / scale).astype(np.int8), f"{name}/int8"),
+            numpy_helper.from_array(scale.astype(np.float32), f"{name}/row_scale"),
+        ])
+        model.graph.node.insert(0, helper.make_node("Mul", [f"{name}/float", f"{name}/row_scale"], [name],
+                                                    name=f"{name}/dequantize"))
+        model.graph.node.insert(0, helper.make_node("Cast", [f"{name}/int8"], [f"{name}/float"],
+                                                    to=TensorProto.FLOAT, name=f"{name}/cast"))
 
 
 @contextlib.contextmanager
