@@ -166,3 +166,30 @@ def test_a_product_without_outliers_is_left_alone():
     kept = exporters_module._split_outlier_channels(model, exporters_module._weighted_products(model),
                                                     [np.ones(16, dtype=np.float32)])
     assert kept == [] and [node.op_type for node in model.graph.node] == ["MatMul"]
+
+
+def test_embedding_tables_are_stored_int8_by_row_and_looked_up_almost_exactly():
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    random = np.random.default_rng(0)
+    table = random.normal(0, 0.05, (300, 16)).astype(np.float32)
+    table[5] *= 40  # one row far larger than the rest: one scale for the table would erase the small rows
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["y"], name="lookup")], "lookup",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 16])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.ones((4, 4), np.float32), "small")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    exporters_module._int8_rows(model, 100)
+    stored = {tensor.name: tensor for tensor in model.graph.initializer}
+    assert stored["table/int8"].data_type == TensorProto.INT8 and "table" not in stored
+    assert stored["small"].data_type == TensorProto.FLOAT  # fewer rows than a vocabulary: left alone
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ids = np.arange(300)
+    looked_up = session.run(None, {"ids": ids})[0]
+    step = np.abs(table).max(axis=1, keepdims=True) / 127  # one int8 step of each row
+    assert (np.abs(looked_up - table) <= step / 2 + 1e-7).all()
+    onnx.checker.check_model(model)

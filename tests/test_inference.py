@@ -126,3 +126,24 @@ def test_an_outlier_split_linear_layer_computes_the_same_and_quantizes_closer():
     plain_error = (int8(copy.deepcopy(linear))(inputs) - exact).abs().mean()
     split_error = (int8(split)(inputs) - exact).abs().mean()
     assert split_error < plain_error / 5
+
+
+@pytest.mark.skipif(not inference_module._int8_dot_products(), reason="the CPU has no VNNI: torch keeps 7 bits")
+def test_int8_linear_layers_use_the_full_eight_bits_where_the_cpu_allows(tiny_model):
+    from torch.ao import quantization
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(0)
+    model = build_model(ClassifierConfig(model=tiny_model), ["a", "b"], multilabel=False)
+    quantized = inference_module.quantize_linear_layers(copy.deepcopy(model), AutoTokenizer.from_pretrained(tiny_model))
+    layers = [module for module in quantized.modules() if isinstance(module, torch.ao.nn.quantized.dynamic.Linear)]
+    assert layers and all(isinstance(layer, inference_module.FullRangeDynamicLinear) for layer in layers)
+    linear = torch.nn.Linear(64, 32)
+    inputs = torch.randn(200, 64)
+    exact = linear(inputs).detach()
+    seven = quantization.quantize_dynamic(torch.nn.Sequential(copy.deepcopy(linear)), {torch.nn.Linear},
+                                          dtype=torch.qint8)
+    eight = quantization.quantize_dynamic(torch.nn.Sequential(copy.deepcopy(linear)), {torch.nn.Linear},
+                                          dtype=torch.qint8,
+                                          mapping={torch.nn.Linear: inference_module.FullRangeDynamicLinear})
+    assert (eight(inputs) - exact).abs().mean() < 0.7 * (seven(inputs) - exact).abs().mean()
