@@ -4,6 +4,7 @@ import signal
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from safetensors import SafetensorError
 from transformers import pipeline
 
@@ -260,3 +261,54 @@ def test_chunked_model_saves_its_strategy_and_predicts_with_it(tiny_options, tai
     texts = tail_texts["test"]["text"].tolist()
     np.testing.assert_allclose(loaded.predict_proba(texts), classifier.predict_proba(texts), atol=1e-5)
     assert loaded.text_encoder_.chunked and loaded.text_encoder_.max_chunks == 3
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])  # the architecture's own head, and bertclf's
+def test_a_frozen_encoder_trains_its_head_on_cached_features_and_keeps_the_encoder(tiny_options, text_files,
+                                                                                  tmp_path, pooling):
+    from bertclf.modeling import build_model, head_parameter_names
+
+    torch.manual_seed(0)
+    fresh = build_model(ClassifierConfig(**tiny_options, pooling=pooling), ["food", "sport", "tech"])
+    encoder = {name: value for name, value in fresh.state_dict().items()
+               if name not in head_parameter_names(fresh) and "position_ids" not in name}
+    classifier = TextClassifier(**tiny_options, freeze_encoder=True, pooling=pooling).fit(
+        text_files["train"], val=text_files["val"], test=text_files["test"])
+    after = classifier.model_.state_dict()
+    assert all(torch.equal(after[name], value) for name, value in encoder.items())
+    log = classifier.metrics_["training"]["log"]
+    assert log[-1]["loss"] < log[0]["loss"]  # the head learns from the cached vectors
+    # the head trained on the cached features is the model's own: the saved model scores what was reported
+    loaded = TextClassifier.load(classifier.save(tmp_path / "run"))
+    assert loaded.evaluate(text_files["test"])["accuracy"] == classifier.metrics_["test"]["accuracy"]
+
+
+def test_several_seeds_report_mean_and_spread_and_keep_the_best_on_validation(tiny_options, text_files, tmp_path):
+    classifier = TextClassifier(**{**tiny_options, "epochs": 2}, seeds="2").fit(
+        text_files["train"], val=text_files["val"], test=text_files["test"])
+    summary = classifier.metrics_["seeds"]
+    assert summary["seeds"] == [11, 12] and summary["kept"] in (11, 12)
+    for part in ("val", "test"):
+        assert set(summary[part]["accuracy"]) == {"mean", "std"} and 0 <= summary[part]["accuracy"]["std"] <= 0.5
+    assert classifier.metrics_["val"]["f1_macro"] >= summary["val"]["f1_macro"]["mean"] - 1e-12  # the best is kept
+    saved = classifier.save(tmp_path / "run")
+    assert json.loads((saved / "metrics.json").read_text())["seeds"] == summary
+    with pytest.raises(BertclfError, match="expected a count or comma-separated whole numbers"):
+        TextClassifier(seeds="a,b")
+
+
+def test_a_folder_per_class_trains_and_its_files_are_read_in_their_encoding(tiny_options, tmp_path):
+    folder = tmp_path / "news"
+    for label, frame in make_texts(60, seed=1).groupby("label"):
+        (folder / label).mkdir(parents=True)
+        for position, text in enumerate(frame["text"]):
+            (folder / label / str(position)).write_bytes(f"{text} caf\xe9".encode("latin-1"))
+    (folder / ".hidden").mkdir()
+    with pytest.raises(BertclfError, match=r"is not utf-8 text \(pass --encoding, e\.g\. latin-1\)"):
+        TextClassifier(**tiny_options).fit(str(folder))
+    classifier = TextClassifier(**{**tiny_options, "epochs": 1}, encoding="latin-1").fit(str(folder))
+    assert classifier.classes_ == ["food", "sport", "tech"]
+    assert classifier.inspection_.parts[0].rows == 48 and "café" in classifier.evaluation_.texts[0]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BertclfError, match="holds no subfolder of text files"):
+        TextClassifier(**tiny_options).fit(str(tmp_path / "empty"))

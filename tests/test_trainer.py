@@ -206,3 +206,59 @@ def test_an_interrupted_run_checkpoints_and_resumes_to_the_same_weights(tiny_mod
                                      strict=True):
         assert torch.equal(expected, got), name
     assert len(list((tmp_path / "run" / "checkpoints").iterdir())) == 1  # save_total_limit 1
+
+
+def test_layer_decay_gives_each_layer_below_the_top_a_smaller_rate(tiny_model):
+    config = ClassifierConfig(model=tiny_model, learning_rate=1e-3, head_learning_rate=1e-2, layer_decay=0.5)
+    model = build_model(config, ["a", "b"])
+    rate = {id(p): group["lr"] for group in parameter_groups(model, config) for p in group["params"]}
+    named = dict(model.named_parameters())
+    # two layers: layer 1 (the top) at the full rate, layer 0 at half, the embeddings at a quarter
+    assert rate[id(named["bert.encoder.layer.1.output.dense.weight"])] == pytest.approx(1e-3)
+    assert rate[id(named["bert.encoder.layer.0.output.dense.weight"])] == pytest.approx(5e-4)
+    assert rate[id(named["bert.embeddings.word_embeddings.weight"])] == pytest.approx(2.5e-4)
+    assert rate[id(named["classifier.weight"])] == pytest.approx(1e-2)
+    assert rate[id(named["bert.pooler.dense.weight"])] == pytest.approx(1e-2)  # the pooler learns as the head
+
+
+def test_focal_loss_weighs_down_what_is_already_right_and_is_cross_entropy_at_gamma_zero():
+    logits = torch.tensor([[4.0, -1.0], [0.2, 0.0], [-1.0, 1.0]])
+    targets = torch.tensor([0, 0, 0])
+    plain = loss_function(False)(logits, targets)
+    torch.testing.assert_close(loss_function(False, kind="focal", gamma=0.0)(logits, targets), plain)
+    per_text = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    right = torch.softmax(logits, dim=-1)[:, 0]
+    torch.testing.assert_close(loss_function(False, kind="focal", gamma=2.0)(logits, targets),
+                               ((1 - right) ** 2 * per_text).mean())
+    weights = torch.tensor([2.0, 1.0])
+    torch.testing.assert_close(loss_function(False, weights, kind="focal", gamma=0.0)(logits, targets),
+                               torch.nn.functional.cross_entropy(logits, targets, weight=weights))
+    matrix = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    torch.testing.assert_close(loss_function(True, kind="focal", gamma=0.0)(logits, matrix),
+                               torch.nn.functional.binary_cross_entropy_with_logits(logits, matrix))
+    assert loss_function(True, kind="focal", gamma=2.0)(logits, matrix) < loss_function(True)(logits, matrix)
+
+
+def test_label_smoothing_is_cross_entropy_against_smoothed_targets():
+    logits = torch.tensor([[2.0, -1.0, 0.5]])
+    smoothed = torch.tensor([[0.9 + 0.1 / 3, 0.1 / 3, 0.1 / 3]])
+    expected = -(smoothed * torch.log_softmax(logits, dim=-1)).sum()
+    torch.testing.assert_close(loss_function(False, label_smoothing=0.1)(logits, torch.tensor([0])), expected)
+
+
+def test_the_encoder_learns_only_after_the_frozen_epochs(tiny_model):
+    config = ClassifierConfig(model=tiny_model, epochs=2, freeze_epochs=1, batch_size=16, learning_rate=1e-3,
+                              warmup_ratio=0.0)
+    model = build_model(config, [0, 1])
+    start = copy.deepcopy(model.state_dict())
+    snapshots = []
+
+    def evaluate(trained):
+        snapshots.append(copy.deepcopy(trained.state_dict()))
+        return {"f1_macro": float(len(snapshots)), "loss": 0.0}
+
+    train(model, toy_set(), config, pad_token_id=0, loss_fn=loss_function(False), evaluate=evaluate)
+    name = "bert.encoder.layer.0.output.dense.weight"
+    assert torch.equal(snapshots[0][name], start[name])  # epoch 1: the head alone
+    assert not torch.equal(snapshots[0]["classifier.weight"], start["classifier.weight"])
+    assert not torch.equal(snapshots[1][name], start[name])  # epoch 2: everything

@@ -36,8 +36,11 @@ from bertclf.inspection import DataInspection, inspect_data
 from bertclf.metrics import classification_metrics, multilabel_metrics
 from bertclf.model_card import write_model_card
 from bertclf.modeling import (
+    CachedFeatures,
+    EncoderFeatures,
     build_model,
     first_token_last_layer,
+    frozen_encoder_head,
     load_encoder_config,
     load_model,
     load_tokenizer,
@@ -125,48 +128,37 @@ class TextClassifier:
         self.classes_, self.task_, self.tokenizer_, self.max_length_ = classes, task, tokenizer, max_length
         self.thresholds_ = None
         self.text_encoder_ = self._text_encoder()
-        set_seed(config.seed)
-        model = build_model(config, classes, multilabel=task == "multilabel")
         weights = class_weights(train_labels, len(classes), config.class_weights)
-        if task == "multilabel":
-            start_at_label_priors(model, train_labels, weights)
         train_set = EncodedTexts(self.text_encoder_.from_tokens(train_tokens), train_labels)
         if self.text_encoder_.chunked:
             windows_per_text = [len(document) for document in train_set.token_ids]
             log.info("chunks: %.2f windows of %d tokens per training text on average (at most %d)",
                      np.mean(windows_per_text), max_length, config.max_chunks)
         val_set = EncodedTexts(self.encode(splits.val.texts), val_labels)
-        precision = resolve_precision(config.mixed_precision)
-        checkpoints = None if checkpoint_dir is None else Checkpoints(Path(checkpoint_dir), config,
-                                                                      fingerprint(train_set))
-        tracking = self._tracking(checkpoint_dir)
-        try:
-            with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute it only
-                model, result = trainer.train(
-                    model, train_set, config, pad_token_id=tokenizer.pad_token_id,
-                    loss_fn=loss_function(task == "multilabel", weights),
-                    evaluate=lambda candidate: self._score(TorchRuntime(candidate, precision), val_set, tune=True,
-                                                           across_processes=True),
-                    checkpoints=checkpoints, tracking=tracking)
-            self.model_, self.train_state_ = model, result
-            self.runtime_ = TorchRuntime(model, precision)
-            if task == "multilabel":  # the thresholds tuned at the best evaluation serve from now on
-                self.thresholds_ = np.array(list(result.best_metrics["thresholds"].values()))
-            self.metrics_ = {"val": result.best_metrics}
-            self.evaluation_ = self.baseline_ = None
-            if splits.test is not None:
-                test_set = EncodedTexts(self.encode(splits.test.texts), test_labels)
-                probabilities, self.metrics_["test"] = self._predict_and_score(self.runtime_, test_set,
-                                                                               across_processes=True)
-                self.evaluation_ = report.Evaluation("test", splits.test.texts, test_labels, probabilities)
-                self.baseline_ = tfidf_baseline(splits.train.texts, train_labels, splits.val.texts, val_labels,
-                                                splits.test.texts, test_labels, classes, config.threshold_strategy)
-                if tracking is not None:
-                    tracking.log({f"test/{name}": value for name, value in self.metrics_["test"].items()
-                                  if isinstance(value, (int, float))}, result.step)
-        finally:
-            if tracking is not None:
-                tracking.finish()
+        test_set = EncodedTexts(self.encode(splits.test.texts), test_labels) if splits.test is not None else None
+        seeds = config.seed_list()
+        if len(seeds) > 1 and resume:
+            raise BertclfError("a run of several --seeds cannot be resumed: each seed's run takes minutes, start again")
+        checkpoints = None
+        if checkpoint_dir is not None and len(seeds) == 1:
+            checkpoints = Checkpoints(Path(checkpoint_dir), config, fingerprint(train_set))
+        runs = [self._train_seed(seed, weights, train_set, val_set, test_set, checkpoints, checkpoint_dir,
+                                 several=len(seeds) > 1) for seed in seeds]
+        best = runs[0]
+        for run in runs[1:]:
+            if trainer.is_better(run.state.best_score, best.state.best_score, config.metric):
+                best = run
+        model, result = best.model, best.state
+        self.model_, self.train_state_ = model, result
+        self.runtime_ = TorchRuntime(model, resolve_precision(config.mixed_precision))
+        self.thresholds_ = best.thresholds
+        self.metrics_ = {"val": result.best_metrics}
+        self.evaluation_ = self.baseline_ = None
+        if test_set is not None:
+            self.metrics_["test"] = best.test_metrics
+            self.evaluation_ = report.Evaluation("test", splits.test.texts, test_labels, best.test_probabilities)
+            self.baseline_ = tfidf_baseline(splits.train.texts, train_labels, splits.val.texts, val_labels,
+                                            splits.test.texts, test_labels, classes, config.threshold_strategy)
         self.metrics_["training"] = {
             "best_step": result.best_step, "stopped_early": result.stopped_early,
             "train_seconds": round(result.train_seconds, 2), "train_samples": result.train_samples,
@@ -174,11 +166,68 @@ class TextClassifier:
             "max_length": max_length, "history": result.history, "log": result.log,
             "environment": report.environment(next(model.parameters()).device.type),
         }
+        if len(seeds) > 1:
+            self.metrics_["seeds"] = seed_summary(runs, best)
+            log.info("kept the model of seed %d (best validation %s %.4f of %d seeds)", best.seed, config.metric,
+                     result.best_score, len(seeds))
         return self
 
-    def _tracking(self, checkpoint_dir: str | Path | None) -> Tracking | None:
-        """The trackers of ``--report-to``; without ``--tracking-dir`` their files go into the run directory (by
-        way of the checkpoint folder, which becomes it on the command line) or ./tracking."""
+    def _train_seed(self, seed: int, weights: torch.Tensor | None, train_set: EncodedTexts, val_set: EncodedTexts,
+                    test_set: EncodedTexts | None, checkpoints: Checkpoints | None,
+                    checkpoint_dir: str | Path | None, several: bool) -> SeedRun:
+        """One training run from a fresh head under ``seed``, scored on the validation and test parts."""
+        config, task = self.config, self.task_
+        multilabel = task == "multilabel"
+        precision = resolve_precision(config.mixed_precision)
+        if several:
+            log.info("seed %d", seed)
+        set_seed(seed)
+        model = build_model(config, self.classes_, multilabel=multilabel)
+        if multilabel:
+            start_at_label_priors(model, train_set.labels, weights)
+        training_model, training_set = model, train_set
+        head = frozen_encoder_head(model) if config.freeze_encoder else None
+        feature_seconds = 0.0
+        if head is not None:  # each text's encoder output once; then the head trains on those vectors alone
+            started = time.perf_counter()
+            features = Predictor(TorchRuntime(EncoderFeatures(model), precision), self.tokenizer_.pad_token_id,
+                                 config.eval_batch_size, across_processes=True).logits(train_set.token_ids)
+            training_model = CachedFeatures(torch.from_numpy(features), head)
+            training_set = EncodedTexts([[row] for row in range(len(features))], train_set.labels)
+            feature_seconds = time.perf_counter() - started
+        tracking = self._tracking(checkpoint_dir, f"seed{seed}" if several else None)
+        seeded = dataclasses.replace(config, seed=seed)
+        try:
+            with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute it only
+                trained, state = trainer.train(
+                    training_model, training_set, seeded, pad_token_id=self.tokenizer_.pad_token_id,
+                    loss_fn=loss_function(multilabel, weights, config.loss, config.focal_gamma,
+                                          config.label_smoothing),
+                    # the whole model is scored (the cached features' head is the model's own)
+                    evaluate=lambda _trained: self._score(TorchRuntime(model, precision), val_set, tune=True,
+                                                          across_processes=True),
+                    checkpoints=checkpoints, tracking=tracking)
+            state.train_seconds += feature_seconds  # computing the features is part of training
+            if head is None:
+                model = trained  # the same network, unwrapped, holding its best weights
+            thresholds = (np.array(list(state.best_metrics["thresholds"].values())) if multilabel else None)
+            run = SeedRun(seed, model, state, thresholds)
+            if test_set is not None:
+                self.thresholds_ = thresholds  # the tuned thresholds decide the test labels
+                run.test_probabilities, run.test_metrics = self._predict_and_score(
+                    TorchRuntime(model, precision), test_set, across_processes=True)
+                if tracking is not None:
+                    tracking.log({f"test/{name}": value for name, value in run.test_metrics.items()
+                                  if isinstance(value, (int, float))}, state.step)
+        finally:
+            if tracking is not None:
+                tracking.finish()
+        return run
+
+    def _tracking(self, checkpoint_dir: str | Path | None, seed_name: str | None = None) -> Tracking | None:
+        """The trackers of ``--report-to`` (one run per seed where there are several); without ``--tracking-dir``
+        their files go into the run directory (by way of the checkpoint folder, which becomes it on the command
+        line) or ./tracking."""
         config = self.config
         if not config.report_to:
             return None
@@ -188,8 +237,8 @@ class TextClassifier:
             folder = self.tracking_dir_ = Path(checkpoint_dir) / rundir.TRACKING_DIR
         else:
             folder, self.tracking_dir_ = Path(rundir.TRACKING_DIR), None
-        return Tracking(config.report_to, folder, Path(config.output).name if config.output else "bertclf",
-                        config.to_dict())
+        name = Path(config.output).name if config.output else "bertclf"
+        return Tracking(config.report_to, folder, f"{name}-{seed_name}" if seed_name else name, config.to_dict())
 
     def _check_resumable(self, checkpoint_dir: str | Path | None) -> None:
         """A run to resume must have a checkpoint, and this classifier its options (see RESUME_SAFE)."""
@@ -422,4 +471,30 @@ def read_thresholds(path: Path, classes: Sequence[Any]) -> np.ndarray:
         return np.array([float(saved[str(label)]) for label in classes])
     except (ValueError, KeyError, TypeError):
         raise BertclfError(f"{path} is corrupt") from None
+
+
+@dataclasses.dataclass
+class SeedRun:
+    """One seed's training run: its model (holding its best weights), the loop's record, and its scores."""
+
+    seed: int
+    model: torch.nn.Module
+    state: TrainState
+    thresholds: np.ndarray | None
+    test_probabilities: np.ndarray | None = None
+    test_metrics: dict[str, Any] | None = None
+
+
+def seed_summary(runs: Sequence[SeedRun], kept: SeedRun) -> dict[str, Any]:
+    """Mean and standard deviation (population, as numpy computes it) of every scalar score over the seeds."""
+    def spread(scores: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+        names = [name for name, value in scores[0].items() if isinstance(value, (int, float)) and name != "n"]
+        return {name: {"mean": float(np.mean([score[name] for score in scores])),
+                       "std": float(np.std([score[name] for score in scores]))} for name in names}
+
+    summary = {"seeds": [run.seed for run in runs], "kept": kept.seed,
+               "val": spread([run.state.best_metrics for run in runs])}
+    if kept.test_metrics is not None:
+        summary["test"] = spread([run.test_metrics for run in runs])
+    return summary
 

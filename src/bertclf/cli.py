@@ -203,6 +203,7 @@ def add_column_overrides(parser: argparse.ArgumentParser, labelled: bool) -> Non
     parser.add_argument("--columns", help="Column names of a header-less file, comma-separated.")
     parser.add_argument("--quoting", choices=("auto", "csv", "none"),
                         help="Quoted fields in CSV/TSV files [default: as in training].")
+    parser.add_argument("--encoding", help="Character encoding of the file [default: as in training].")
     parser.add_argument("--batch-size", type=positive_int, help="Texts per batch [default: as in training].")
     parser.add_argument("--threshold", type=probability,
                         help="Multilabel: one decision threshold for every label, instead of the thresholds tuned in "
@@ -222,7 +223,8 @@ def load_for_data(args: argparse.Namespace) -> TextClassifier:
 
     classifier = TextClassifier.load(args.run, runtime=args.runtime, threads=args.threads)
     overrides = {"text_column": args.text_column, "label_column": getattr(args, "label_column", None),
-                 "columns": args.columns, "quoting": args.quoting, "eval_batch_size": args.batch_size,
+                 "columns": args.columns, "quoting": args.quoting, "encoding": args.encoding,
+                 "eval_batch_size": args.batch_size,
                  "threshold": args.threshold, "min_labels": args.min_labels}
     given = {name: value for name, value in overrides.items() if value is not None}
     if args.columns is None and given.get("text_column"):
@@ -250,7 +252,7 @@ def run_train(config: ClassifierConfig, resume: Path | None = None) -> TextClass
     staging directory of an interrupted run) until the run directory is saved."""
     from bertclf import rundir
     from bertclf.classifier import TextClassifier
-    from bertclf.metrics import format_report
+    from bertclf.metrics import format_report, format_seed_summary
     from bertclf.modeling import weights_size
 
     if config.output is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -272,6 +274,8 @@ def run_train(config: ClassifierConfig, resume: Path | None = None) -> TextClass
         for split in ("val", "test"):
             if split in classifier.metrics_:
                 emit(format_report(classifier.metrics_[split], split) + "\n\n")
+        if "seeds" in classifier.metrics_:
+            emit(format_seed_summary(classifier.metrics_["seeds"], classifier.task_ == "multilabel") + "\n\n")
         saved = classifier.save(output)
     emit(f"model saved to {saved}\n")
     return classifier
@@ -371,7 +375,8 @@ def run_predict(args: argparse.Namespace) -> None:
     else:
         name = Path(args.input).name
         parts = ((frame, join_texts(frame, config, name))
-                 for frame in iter_table(args.input, config.columns, config.quoting, rows=PART_ROWS))
+                 for frame in iter_table(args.input, config.columns, config.quoting, rows=PART_ROWS,
+                                         encoding=config.encoding))
         total = count_rows(args.input)
     joined = output is None or output.suffix.lower() in DELIMITED_SUFFIXES
     if output is None:

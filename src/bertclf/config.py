@@ -7,6 +7,7 @@ coerced and validated here, once, whatever their origin, so the three entry poin
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
 import itertools
@@ -52,7 +53,8 @@ class ClassifierConfig:
     """Every option of a bertclf run; the resolved copy is saved as ``bertclf.yaml`` in the run directory."""
 
     # --- data -------------------------------------------------------------------------------------
-    train: str | None = option(None, "Training data file (.csv, .tsv, .jsonl, .json, .parquet).", group="data")
+    train: str | None = option(None, "Training data file (.csv, .tsv, .jsonl, .json, .parquet), or a folder with a "
+                               "subfolder per class holding one text per file.", group="data")
     val: str | None = option(None, "Validation file; without it a stratified part of --train is held out.",
                              group="data")
     test: str | None = option(None, "Test file; without it a stratified part of --train is held out.",
@@ -81,6 +83,8 @@ class ClassifierConfig:
                           "stray quote in a text stays a character), 'csv' (quoted fields in both) or 'none' (a quote "
                           "is always a plain character).", choices=("auto", "csv", "none"), group="data")
     text_separator: str = option("\n", "String placed between joined text columns.", group="data")
+    encoding: str = option("utf-8", "Character encoding of CSV, TSV and JSON files, and of the files of a folder per "
+                           "class (e.g. latin-1 for 20 Newsgroups).", group="data")
     val_size: float = option(0.1, "Fraction of --train held out for validation when --val is not given.",
                              group="data")
     test_size: float = option(0.1, "Fraction of --train held out for testing when --test is not given "
@@ -144,6 +148,25 @@ class ClassifierConfig:
     patience: int | None = option(None, "Stop after this many evaluations without improvement "
                                   "(default: never stop early).")
     seed: int = option(42, "Random seed for splits, initialisation and batch order; CPU runs repeat exactly.")
+
+    # --- recipes ----------------------------------------------------------------------------------
+    layer_decay: float | None = option(None, "Layer-wise learning-rate decay: each encoder layer below the top learns "
+                                       "at this factor times the rate of the one above, the embeddings lowest "
+                                       "(e.g. 0.95; default: one rate for the whole encoder).", group="recipes")
+    freeze_epochs: int = option(0, "Train the head alone (the encoder frozen) for this many epochs, then "
+                                "everything.", group="recipes")
+    freeze_encoder: bool = option(False, "Keep the encoder frozen throughout and train the head only: each text's "
+                                  "encoder output is computed once, so training takes seconds.", group="recipes")
+    loss: str = option("cross-entropy", "Training loss: 'cross-entropy' (binary cross-entropy for multilabel) or "
+                       "'focal', which weighs down the examples the model already gets right.",
+                       choices=("cross-entropy", "focal"), group="recipes")
+    focal_gamma: float = option(2.0, "With --loss focal: how strongly easy examples are weighed down (0 is "
+                                "cross-entropy).", group="recipes")
+    label_smoothing: float = option(0.0, "Multiclass cross-entropy against targets that put this share of the "
+                                    "probability on the other classes.", group="recipes")
+    seeds: str | None = option(None, "Several runs: a count (3: --seed, --seed+1, --seed+2) or comma-separated seeds; "
+                               "every metric is reported as mean and standard deviation, and the model with the best "
+                               "validation score is kept.", group="recipes")
 
     # --- checkpoints ------------------------------------------------------------------------------
     save_steps: int | None = option(None, "Write a checkpoint every N optimizer steps (default: after every epoch) "
@@ -231,11 +254,45 @@ class ClassifierConfig:
             raise _invalid("head_tokens", self.head_tokens, "must not be negative")
         if self.max_length != "auto" and self.max_length < 8:
             raise _invalid("max_length", self.max_length, "must be 'auto' or a number of tokens of at least 8")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise _invalid("layer_decay", self.layer_decay, "must be in (0, 1]")
+        if self.freeze_epochs < 0:
+            raise _invalid("freeze_epochs", self.freeze_epochs, "must not be negative")
+        if self.freeze_epochs >= self.epochs:
+            raise _invalid("freeze_epochs", self.freeze_epochs, f"must be below --epochs ({self.epochs}); to train the "
+                           "head alone throughout, pass --freeze-encoder")
+        if self.focal_gamma < 0:
+            raise _invalid("focal_gamma", self.focal_gamma, "must not be negative")
+        if not 0 <= self.label_smoothing < 1:
+            raise _invalid("label_smoothing", self.label_smoothing, "must be in [0, 1)")
+        if self.label_smoothing and self.loss != "cross-entropy":
+            raise _invalid("label_smoothing", self.label_smoothing, "applies to --loss cross-entropy")
+        self.seed_list()  # a malformed --seeds is an error now, not after the first run
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise _invalid("encoding", self.encoding, "not a known character encoding (e.g. utf-8, latin-1)") from None
         unknown = [name for name in self.report_to or [] if name not in TRACKERS]
         if unknown:
             raise _invalid("report_to", unknown[0], f"choose from {', '.join(TRACKERS)}")
         if not self.text_column or any(not name for name in self.text_column):
             raise _invalid("text_column", self.text_column, "name at least one column")
+
+    def seed_list(self) -> list[int]:
+        """The seeds of the runs: ``seed`` alone, or ``seeds`` (a count from ``seed`` on, or the seeds themselves)."""
+        if self.seeds is None:
+            return [self.seed]
+        try:
+            values = [int(part) for part in str(self.seeds).split(",")]
+        except ValueError:
+            raise _invalid("seeds", self.seeds, "expected a count or comma-separated whole numbers") from None
+        if len(values) == 1:
+            if values[0] < 1:
+                raise _invalid("seeds", self.seeds, "a count of runs must be at least 1")
+            return [self.seed + offset for offset in range(values[0])]
+        if len(set(values)) < len(values):
+            raise _invalid("seeds", self.seeds, "each seed once")
+        return values
 
     @property
     def effective_head_learning_rate(self) -> float:

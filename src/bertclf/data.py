@@ -69,28 +69,49 @@ class Examples:
         return [label for labels in self.labels for label in labels] if self.multilabel else list(self.labels)
 
 
-def read_table(path: str | Path, columns: Sequence[str] | None = None, quoting: str = "auto") -> pd.DataFrame:
-    """Read a CSV/TSV/JSONL/JSON/Parquet file chosen by extension; ``columns`` names a header-less file's columns
-    and ``quoting`` says whether CSV/TSV fields may be quoted (see ``ClassifierConfig.quoting``)."""
-    [frame] = iter_table(path, columns, quoting)  # one frame, and the generator runs to its end (and its checks)
+def read_table(path: str | Path, columns: Sequence[str] | None = None, quoting: str = "auto",
+               encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a CSV/TSV/JSONL/JSON/Parquet file chosen by extension; ``columns`` names a header-less file's columns,
+    ``quoting`` says whether CSV/TSV fields may be quoted (see ``ClassifierConfig.quoting``), ``encoding`` how the
+    text files' bytes are read."""
+    [frame] = iter_table(path, columns, quoting, encoding=encoding)  # one frame, and the generator's checks run
     return frame
 
 
 def iter_table(path: str | Path, columns: Sequence[str] | None = None, quoting: str = "auto",
-               rows: int | None = None) -> Iterator[pd.DataFrame]:
+               rows: int | None = None, encoding: str = "utf-8") -> Iterator[pd.DataFrame]:
     """The file as frames of at most ``rows`` rows (one frame when ``rows`` is None), so that a file larger than
     memory can be processed part by part; the row index counts from the file's first row. The file is checked at
     once (it exists, has a known format and holds something); its content as the frames are read."""
     path = Path(path)
-    return _read_frames(path, _check_readable(path, columns), columns, quoting, rows)
+    return _read_frames(path, _check_readable(path, columns), columns, quoting, rows, encoding)
+
+
+def read_folder(path: Path, text_column: str, label_column: str, encoding: str = "utf-8") -> pd.DataFrame:
+    """A folder with a subfolder per class, one text per file (20 Newsgroups' and aclImdb's layout): the texts,
+    labelled with their subfolder's name, in name order. Hidden files and folders are left out."""
+    rows = []
+    classes = sorted(folder for folder in path.iterdir() if folder.is_dir() and not folder.name.startswith("."))
+    for folder in classes:
+        for file in sorted(item for item in folder.iterdir() if item.is_file() and not item.name.startswith(".")):
+            try:
+                rows.append((file.read_text(encoding=encoding), folder.name))
+            except UnicodeDecodeError:
+                raise BertclfError(f"{file} is not {encoding} text (pass --encoding, e.g. latin-1)") from None
+            except OSError as error:
+                raise BertclfError(f"cannot read {file}: {error.strerror or error}") from None
+    if not rows:
+        raise BertclfError(f"{path} is a folder but holds no subfolder of text files (one subfolder per class, one "
+                           "text per file)")
+    return pd.DataFrame(rows, columns=[text_column, label_column])
 
 
 def _read_frames(path: Path, suffix: str, columns: Sequence[str] | None, quoting: str,
-                 rows: int | None) -> Iterator[pd.DataFrame]:
+                 rows: int | None, encoding: str) -> Iterator[pd.DataFrame]:
     read = 0
     spanning = [0, 0]  # rows whose quoted fields span lines, and the line breaks inside them
     try:
-        for frame in _frames(path, suffix, columns, quoting, rows):
+        for frame in _frames(path, suffix, columns, quoting, rows, encoding):
             if columns and frame.shape[1] != len(columns):
                 raise BertclfError(f"{path} has {frame.shape[1]} columns but --columns names {len(columns)} "
                                    f"({','.join(columns)})")
@@ -106,7 +127,7 @@ def _read_frames(path: Path, suffix: str, columns: Sequence[str] | None, quoting
     except BertclfError:
         raise
     except UnicodeDecodeError:
-        raise BertclfError(f"{path} is not UTF-8 text") from None
+        raise BertclfError(f"{path} is not {encoding} text (pass --encoding, e.g. latin-1)") from None
     except Exception as error:  # pandas/pyarrow raise many types for malformed files
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BertclfError(f"cannot read {path}: {reason}") from None
@@ -140,10 +161,11 @@ def _quoted(quoting: str, suffix: str) -> bool:
 
 
 def _frames(path: Path, suffix: str, columns: Sequence[str] | None, quoting: str,
-            rows: int | None) -> Iterator[pd.DataFrame]:
+            rows: int | None, encoding: str) -> Iterator[pd.DataFrame]:
     if suffix in _DELIMITED:
         # Only an empty field is missing: texts such as "NA" or "null" stay texts.
         options = {"sep": _DELIMITED[suffix], "keep_default_na": False, "na_values": [""], "index_col": False,
+                   "encoding": encoding,
                    "quoting": csv.QUOTE_MINIMAL if _quoted(quoting, suffix) else csv.QUOTE_NONE,
                    "header": None if columns else "infer"}
         if rows is None:
@@ -160,10 +182,10 @@ def _frames(path: Path, suffix: str, columns: Sequence[str] | None, quoting: str
             for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
                 yield batch.to_pandas()
     elif suffix in _JSON_LINES and rows is not None:
-        with pd.read_json(path, lines=True, dtype=False, chunksize=rows) as reader:
+        with pd.read_json(path, lines=True, dtype=False, chunksize=rows, encoding=encoding) as reader:
             yield from reader
     else:
-        yield _read_json(path, lines=suffix in _JSON_LINES)
+        yield _read_json(path, lines=suffix in _JSON_LINES, encoding=encoding)
 
 
 def _line_breaks(frame: pd.DataFrame) -> tuple[int, int]:
@@ -200,19 +222,22 @@ def count_rows(path: str | Path) -> int | None:
     return lines
 
 
-def _read_json(path: Path, lines: bool) -> pd.DataFrame:
+def _read_json(path: Path, lines: bool, encoding: str = "utf-8") -> pd.DataFrame:
     if lines:
-        return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_json(path, lines=True, dtype=False, encoding=encoding)
     try:
-        return pd.read_json(path, dtype=False)
+        return pd.read_json(path, dtype=False, encoding=encoding)
     except ValueError:  # a .json file may still hold one object per line
-        return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_json(path, lines=True, dtype=False, encoding=encoding)
 
 
 def as_frame(source: DataSource, config: ClassifierConfig) -> tuple[pd.DataFrame, str]:
     """Any accepted data source as a DataFrame, with a name to use in messages."""
     if isinstance(source, (str, Path)):
-        return read_table(source, config.columns, config.quoting), Path(source).name
+        if Path(source).is_dir():
+            return read_folder(Path(source), config.text_column[0], config.label_column, config.encoding), \
+                Path(source).name
+        return read_table(source, config.columns, config.quoting, config.encoding), Path(source).name
     if isinstance(source, pd.DataFrame):
         if len(source) == 0:
             raise BertclfError("the DataFrame has no rows")

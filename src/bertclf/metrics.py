@@ -132,3 +132,13 @@ def format_report(metrics: dict[str, Any], title: str) -> str:
         parts += ["", "confusion matrix (rows: true class, columns: predicted class)",
                   format_table(["", *names], [[name, *row] for name, row in zip(names, matrix, strict=True)])]
     return "\n".join(parts)
+
+
+def format_seed_summary(summary: dict[str, Any], multilabel: bool) -> str:
+    """Each headline score as mean ± standard deviation over the seeds, on validation and test."""
+    parts = [name for name in ("val", "test") if name in summary]
+    rows = [[name, *(f"{summary[part][name]['mean']:.4f} ± {summary[part][name]['std']:.4f}" for part in parts)]
+            for name in (MULTILABEL_HEADLINE if multilabel else HEADLINE)]
+    seeds = ", ".join(map(str, summary["seeds"]))
+    return "\n".join([f"== {len(summary['seeds'])} seeds ({seeds}; the model of seed {summary['kept']} is kept, the "
+                      "best on validation)", format_table(["score", *parts], rows)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,63 @@ class PooledClassifier(nn.Module):
         return self.head(self.chunk_pooling(windows, mask))
 
 
+class EncoderFeatures(nn.Module):
+    """The vectors a classifier's head reads (returned as ``logits``, so the inference batching computes them):
+    the pooled vector of a :class:`PooledClassifier`, or the first token's last hidden state of an architecture's
+    own classifier (see :class:`FirstTokenHead`)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any) -> SequenceClassifierOutput:
+        if isinstance(self.model, PooledClassifier):
+            return SequenceClassifierOutput(logits=self.model.row_vectors(input_ids, attention_mask))
+        hidden = self.model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return SequenceClassifierOutput(logits=hidden[:, 0])
+
+
+class FirstTokenHead(nn.Module):
+    """The head of an architecture's own sequence classifier, fed the first token's last hidden state: BERT's
+    pooler, dropout and classifier, or the classification head of RoBERTa, XLM-R, CamemBERT and ELECTRA."""
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.pooler = getattr(model.base_model, "pooler", None) if model.config.model_type == "bert" else None
+        self.dropout = model.dropout if self.pooler is not None else nn.Identity()
+        self.classifier = model.classifier
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        hidden = vectors[:, None, :]  # as one-token sequences: each head reads position 0
+        if self.pooler is not None:
+            return self.classifier(self.dropout(self.pooler(hidden)))
+        return self.classifier(hidden)
+
+
+class CachedFeatures(nn.Module):
+    """A head trained on encoder outputs computed once (a frozen encoder's ``EncoderFeatures``): each text's token
+    ids are its row number in ``features``, so the training loop's batching, loss and evaluation serve unchanged."""
+
+    def __init__(self, features: torch.Tensor, head: nn.Module):
+        super().__init__()
+        self.register_buffer("features", features, persistent=False)  # not part of the weights to keep
+        self.head = head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                **_: Any) -> SequenceClassifierOutput:
+        return SequenceClassifierOutput(logits=self.head(self.features[input_ids[:, 0]]))
+
+
+def frozen_encoder_head(model: nn.Module) -> nn.Module | None:
+    """The part of ``model`` above a frozen encoder, to train on cached :class:`EncoderFeatures`; None where the
+    encoder's outputs cannot be cached per text (chunked texts, pooled per document) or the head is unknown."""
+    if isinstance(model, PooledClassifier):
+        return model.head if model.chunk_pooling is None else None
+    if getattr(model.config, "model_type", None) in FIRST_TOKEN_HEADS and hasattr(model, "classifier"):
+        return FirstTokenHead(model)
+    return None
+
+
 # Architectures whose own sequence-classification head reads the first token's last hidden state only.
 FIRST_TOKEN_HEADS = {"bert", "roberta", "xlm-roberta", "camembert", "electra"}
 
@@ -354,9 +412,27 @@ def head_parameter_names(model: nn.Module) -> set[str]:
     """
     if isinstance(model, PooledClassifier):  # it reads the hidden states: the encoder's pooler is unused
         return {name for name, _ in model.named_parameters() if not name.startswith("encoder.")}
+    if isinstance(model, CachedFeatures):  # the encoder's part is already computed
+        return {name for name, _ in model.named_parameters()}
     pooler_prefix = model.base_model_prefix + ".pooler."
     return {name for name, _ in model.named_parameters()
             if not name.startswith(model.base_model_prefix + ".") or name.startswith(pooler_prefix)}
+
+
+_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def encoder_depths(model: nn.Module) -> dict[str, int]:
+    """Each encoder parameter's depth for layer-wise learning rates: 0 for the embeddings, i + 1 for the i-th
+    transformer layer, and the top depth for what sits above the layers (a final norm, the pooler)."""
+    names = [name for name, _ in model.named_parameters()]
+    layers = [int(found.group(1)) for name in names if (found := _LAYER_INDEX.search(name))]
+    top = max(layers, default=-1) + 1
+    depths = {}
+    for name in names:
+        found = _LAYER_INDEX.search(name)
+        depths[name] = int(found.group(1)) + 1 if found else 0 if "embeddings" in name else top
+    return depths
 
 
 def vocabulary_rows(model: nn.Module) -> int:

@@ -33,7 +33,7 @@ from bertclf.checkpoints import Checkpoints
 from bertclf.config import ClassifierConfig
 from bertclf.errors import Interrupted
 from bertclf.inference import keep_freed_memory, resolve_precision
-from bertclf.modeling import head_parameter_names
+from bertclf.modeling import encoder_depths, head_parameter_names
 from bertclf.tracking import Tracking
 
 log = logging.getLogger("bertclf")
@@ -149,34 +149,64 @@ def class_weights(labels: np.ndarray, num_classes: int, scheme: str) -> torch.Te
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def loss_function(multilabel: bool, weights: torch.Tensor | None = None) -> LossFn:
-    """Cross-entropy for class indices, or binary cross-entropy on logits for a multilabel 0/1 matrix, weighted
-    by :func:`class_weights` (``pos_weight`` for multilabel)."""
+def loss_function(multilabel: bool, weights: torch.Tensor | None = None, kind: str = "cross-entropy",
+                  gamma: float = 2.0, label_smoothing: float = 0.0) -> LossFn:
+    """Cross-entropy for class indices (``label_smoothing`` spreads that share of each target over the other
+    classes), or binary cross-entropy on logits for a multilabel 0/1 matrix, weighted by :func:`class_weights`
+    (``pos_weight`` for multilabel). ``kind='focal'`` multiplies each term by (1 - p)^gamma, p the probability
+    given to the true outcome, so that examples the model already gets right count less (Lin et al., 2017)."""
 
     def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         weight = None if weights is None else weights.to(logits.device)
         if multilabel:
-            return nn.functional.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), pos_weight=weight)
-        return nn.functional.cross_entropy(logits, targets, weight=weight)
+            targets = targets.to(logits.dtype)
+            terms = nn.functional.binary_cross_entropy_with_logits(logits, targets, pos_weight=weight,
+                                                                   reduction="none")
+            if kind == "focal":
+                right = torch.sigmoid(torch.where(targets > 0.5, logits, -logits))  # probability of the truth
+                terms = terms * (1 - right) ** gamma
+            return terms.mean()
+        if kind != "focal":
+            return nn.functional.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)
+        log_right = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).squeeze(1)
+        terms = -(1 - log_right.exp()) ** gamma * log_right
+        if weight is None:
+            return terms.mean()
+        # Weighted as cross_entropy weighs: by each target's class weight, normalised by their sum.
+        return (weight[targets] * terms).sum() / weight[targets].sum()
 
     return loss
 
 
 def parameter_groups(model: nn.Module, config: ClassifierConfig) -> list[dict[str, Any]]:
-    """AdamW groups: the new head learns faster; biases and LayerNorm weights (1-D) get no weight decay."""
+    """AdamW groups: the new head learns faster; biases and LayerNorm weights (1-D) get no weight decay; with
+    ``layer_decay`` each encoder layer learns at that factor times the rate of the layer above it."""
     head = head_parameter_names(model)
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    depths = encoder_depths(model) if config.layer_decay is not None else {}
+    top = max(depths.values(), default=0)
+    groups: dict[tuple[bool, bool, int], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            groups.setdefault((name in head, parameter.ndim >= 2), []).append(parameter)
+            depth = top if name in head else depths.get(name, top)
+            groups.setdefault((name in head, parameter.ndim >= 2, depth), []).append(parameter)
     return [
         {
             "params": parameters,
-            "lr": config.effective_head_learning_rate if is_head else config.learning_rate,
+            "lr": config.effective_head_learning_rate if is_head
+            else config.learning_rate * (config.layer_decay or 1.0) ** (top - depth),
             "weight_decay": config.weight_decay if decays else 0.0,
         }
-        for (is_head, decays), parameters in groups.items()
+        for (is_head, decays, depth), parameters in groups.items()
     ]
+
+
+def set_encoder_frozen(model: nn.Module, frozen: bool) -> None:
+    """Freeze or unfreeze every parameter outside the head (see ``head_parameter_names``); a frozen parameter has no
+    gradient, so backpropagation stops at the head and the optimizer leaves it as it is."""
+    head = head_parameter_names(model)
+    for name, parameter in model.named_parameters():
+        if name not in head:
+            parameter.requires_grad_(not frozen)
 
 
 def is_better(score: float, best: float | None, metric: str) -> bool:
@@ -303,6 +333,9 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
     with StopRequest(enabled=checkpoints is not None) as stop:
         while state.epoch < config.epochs and not state.stopped_early:
             sampler.arrange(state.epoch, skip=state.epoch_batches * accelerator.num_processes)
+            if config.freeze_epochs or config.freeze_encoder:  # the head alone first (or throughout), then all
+                set_encoder_frozen(accelerator.unwrap_model(model),
+                                   config.freeze_encoder or state.epoch < config.freeze_epochs)
             model.train()
             for batch in loader:
                 texts = len(batch["labels"])
