@@ -407,7 +407,7 @@ def prediction_case(case, tmp_path, run_dir):
         "empty_input": ([*base[:3], tmp_path / "empty.csv"], "file is empty"),
         "header_only": ([*base[:3], tmp_path / "header_only.csv"], "no data rows"),
         "non_text": ([*base[:3], tmp_path / "numbers.csv"], "non-text value"),
-        "not_utf8": ([*base[:3], tmp_path / "latin1.csv"], "not UTF-8"),
+        "not_utf8": ([*base[:3], tmp_path / "latin1.csv"], "is not utf-8 text (pass --encoding, e.g. latin-1)"),
         "corrupt_parquet": ([*base[:3], tmp_path / "bad.parquet"], "cannot read"),
         "missing_column": ([*base, "--text-column", "body"], "column 'body' not found"),
         "existing_output": ([*base, "--output", existing], "already exists; pass --overwrite"),
