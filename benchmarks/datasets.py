@@ -7,7 +7,9 @@ Every configuration of a run reads the same train/val/test files, written once p
 from __future__ import annotations
 
 import csv
+import html
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +120,68 @@ def sst2(train_rows: int | None = None, val_rows: int = 800):
     return load
 
 
+def trec(train_rows: int | None = None):
+    """TREC question types (6 coarse classes): train_5500.label (10% held out for validation) / TREC_10.label."""
+    def load(root: Path):
+        def read(name: str) -> pd.DataFrame:
+            lines = (root / "trec" / name).read_text(encoding="latin-1").splitlines()
+            rows = [line.split(" ", 1) for line in lines if line.strip()]
+            return pd.DataFrame({"text": [text for _, text in rows],
+                                 "label": [fine.split(":")[0] for fine, _ in rows]})
+
+        train, val = _hold_out(_head(read("train_5500.label"), train_rows), 0.1)
+        return train, val, read("TREC_10.label")
+    return load
+
+
+def twenty_newsgroups(train_rows: int | None = None, test_rows: int | None = None):
+    """20 Newsgroups (bydate): each message's body (the text after the header block, which names the newsgroup),
+    read as latin-1; 10% of the train folder held out for validation; stratified slices."""
+    def load(root: Path):
+        def read(split: str) -> pd.DataFrame:
+            rows = []
+            for folder in sorted((root / "20newsgroups" / f"20news-bydate-{split}").iterdir()):
+                for file in sorted(folder.iterdir()):
+                    body = file.read_text(encoding="latin-1").split("\n\n", 1)[-1].strip()
+                    rows.append((body or file.read_text(encoding="latin-1"), folder.name))
+            return pd.DataFrame(rows, columns=["text", "label"])
+
+        train, val = _hold_out(_head(read("train"), train_rows), 0.1)
+        return train, val, _head(read("test"), test_rows)
+    return load
+
+
+def reuters(train_rows: int | None = None, test_rows: int | None = None):
+    """Reuters-21578, ModApte split, the 90 topics with a training and a test document (R90), title and body; the
+    documents carrying at least one of them (7,770 train, 3,019 test); the first rows of each part, 10% of the
+    training part held out for validation."""
+    def load(root: Path):
+        documents = []
+        for path in sorted((root / "reuters21578").glob("reut2-*.sgm")):
+            for found in re.finditer(r"<REUTERS ([^>]*)>(.*?)</REUTERS>", path.read_text(encoding="latin-1"), re.S):
+                attributes, body = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1))), found.group(2)
+
+                def field(tag: str, text: str = body) -> str:
+                    match = re.search(rf"<{tag}>(.*?)</{tag}>", text, re.S)
+                    return match.group(1) if match else ""
+
+                if attributes.get("TOPICS") == "YES" and attributes.get("LEWISSPLIT") in ("TRAIN", "TEST"):
+                    documents.append({"split": attributes["LEWISSPLIT"],
+                                      "topics": re.findall(r"<D>(.*?)</D>", field("TOPICS")),
+                                      "text": html.unescape(f"{field('TITLE')}\n{field('BODY')}").strip()})
+        frame = pd.DataFrame(documents)
+        in_both = set.intersection(*(set(topic for topics in frame[frame.split == split].topics for topic in topics)
+                                     for split in ("TRAIN", "TEST")))
+        frame["topics"] = [[topic for topic in topics if topic in in_both] for topics in frame.topics]
+        frame = frame[frame.topics.str.len() > 0]
+        frame["label"] = [json.dumps(sorted(topics)) for topics in frame.topics]
+        train = frame[frame.split == "TRAIN"][["text", "label"]].head(train_rows).reset_index(drop=True)
+        test = frame[frame.split == "TEST"][["text", "label"]].head(test_rows).reset_index(drop=True)
+        cut = len(train) // 10
+        return train.iloc[cut:].reset_index(drop=True), train.iloc[:cut].reset_index(drop=True), test
+    return load
+
+
 # issue 5's comparison: what each long-text strategy buys over keeping the first 128 tokens
 LONG_TEXT_STRATEGIES = {
     "head": {"long_text": "head"},
@@ -126,6 +190,17 @@ LONG_TEXT_STRATEGIES = {
     "chunks-attention": {"long_text": "chunks", "chunk_pooling": "attention"},
     "chunks-mean, 8 chunks": {"long_text": "chunks", "chunk_pooling": "mean", "max_chunks": 8},
 }
+
+# issue 20's recipes, each against bertclf's defaults (label smoothing is for single-label data only)
+RECIPES = {
+    "defaults": {},
+    "layer decay 0.95": {"layer_decay": 0.95},
+    "head first (1 epoch)": {"freeze_epochs": 1},
+    "frozen encoder": {"freeze_encoder": True},
+    "focal loss": {"loss": "focal"},
+    "label smoothing 0.1": {"label_smoothing": 0.1},
+}
+MULTILABEL_RECIPES = {name: options for name, options in RECIPES.items() if "label_smoothing" not in options}
 
 SUITES: dict[str, list[DatasetSpec]] = {
     "quick": [
@@ -157,6 +232,30 @@ SUITES: dict[str, list[DatasetSpec]] = {
         DatasetSpec("bbc_news", "BBC News (5 topics, long articles), 80/10/10 split, "
                     "max length 128", ("bbc_news/bbc_news_train.csv",), bbc_news(), {"max_length": 128},
                     metric="accuracy", strategies=LONG_TEXT_STRATEGIES),
+    ],
+    # issue 20: every recipe against the defaults on four kinds of data (short, long, multilabel, non-English), 3
+    # seeds, 2 epochs; slices sized so that 6 configurations x 3 seeds x 4 datasets fit in about an hour on 2 cores
+    "recipes": [
+        DatasetSpec("trec", "TREC (6 question types, short): a stratified 3,000-question slice of train_5500 (10% "
+                    "held out for validation) / TREC_10 (test)", ("trec/train_5500.label", "trec/TREC_10.label"),
+                    trec(3000), {"epochs": 2}, metric="accuracy", strategies=RECIPES),
+        DatasetSpec("bbc_news", "BBC News (5 topics, long articles at 128 tokens): a stratified 700-article slice, "
+                    "80/10/10", ("bbc_news/bbc_news_train.csv",), bbc_news(700), {"max_length": 128, "epochs": 2},
+                    strategies=RECIPES),
+        DatasetSpec("goemotions", "GoEmotions (28 labels, multilabel): the first 3,000 rows of train.tsv, 500 of "
+                    "dev.tsv, 1,000 of test.tsv", ("goemotions/train.tsv", "goemotions/dev.tsv", "goemotions/test.tsv",
+                                                  "goemotions/labels.txt"),
+                    goemotions(3000, 500, 1000), {"epochs": 2}, metric="f1_micro", multilabel=True,
+                    strategies=MULTILABEL_RECIPES),
+        DatasetSpec("rutweetcorp", "RuTweetCorp (Russian sentiment): a stratified 900-tweet slice of valid.csv (10% "
+                    "held out for validation), a stratified 500-tweet slice of test.csv",
+                    ("rutweetcorp/valid.csv", "rutweetcorp/test.csv"), rutweetcorp(900, 500), {"epochs": 2},
+                    strategies=RECIPES),
+        # the frozen encoder's speed against a full fine-tune, 3 epochs as the issue asks, on a 4,000-text slice
+        DatasetSpec("cola", "CoLA: a stratified 4,000-sentence slice of in_domain_train / in_domain_dev "
+                    "(validation) / out_of_domain_dev (test), 3 epochs", ("cola/in_domain_train.tsv",), cola(4000),
+                    {"epochs": 3}, metric="mcc",
+                    strategies={name: RECIPES[name] for name in ("defaults", "frozen encoder")}),
     ],
     # issue text: `pipeline` against every runtime (see benchmarks/inference.py). One model per dataset, 1 epoch
     # (RuTweetCorp and CoLA 2: after one, their models gave nearly every test text one class), on slices: training,

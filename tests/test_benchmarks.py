@@ -98,5 +98,32 @@ def test_a_missed_accuracy_target_counts_the_runs_that_predicted_one_class(tmp_p
     write_report({"quick": suite({"toy": toy_dataset(sides)})}, report)
 
     text = report.read_text()
-    assert "accuracy 0.5500 ± 0.0100 vs 0.7000 ± 0.0100 (MISSED)" in text
+    assert "accuracy 0.5500 ± 0.0100 vs Trainer, tuned 0.7000 ± 0.0100 (MISSED)" in text
     assert "scores: bertclf 2 of 2, Trainer-tuned 0 of 2, Trainer-default 1 of 2." in text
+
+
+def test_accuracy_answers_to_the_better_trainer_configuration(tmp_path):
+    sides = {side: figures(20.0, accuracy, train_peak_fraction=0.2)
+             for side, accuracy in (("trainer-default", 0.90), ("trainer-tuned", 0.80), ("bertclf", 0.85))}
+    for side in sides:
+        sides[side]["runs"] = [{"metrics": {"mcc": 0.5}}]
+    report = tmp_path / "BENCHMARKS.md"
+    write_report({"quick": suite({"toy": toy_dataset(sides)})}, report)
+    assert "accuracy 0.8500 ± 0.0100 vs Trainer, default 0.9000 ± 0.0100 (MISSED)" in report.read_text()
+
+
+def test_recipes_are_judged_against_the_defaults_by_one_standard_deviation(tmp_path):
+    recipes = {"defaults": figures(20.0, 0.80), "layer decay 0.95": figures(18.0, 0.82),
+               "frozen encoder": figures(200.0, 0.70), "focal loss": figures(20.0, 0.805)}
+    for name, options in (("defaults", {}), ("layer decay 0.95", {"layer_decay": 0.95}),
+                          ("frozen encoder", {"freeze_encoder": True}), ("focal loss", {"loss": "focal"})):
+        recipes[name]["options"] = options
+    dataset = {**toy_dataset(recipes), "configurations": recipes}
+    del dataset["inference"]
+    report = tmp_path / "BENCHMARKS.md"
+    write_report({"recipes": suite({"toy": dataset})}, report)
+    text = report.read_text()
+    assert "| layer decay 0.95 | helps |" in text and "| frozen encoder | hurts |" in text
+    assert "| focal loss | no effect |" in text
+    assert "| frozen encoder | freeze_encoder=True | 200.0 | 3 | 10.00x |" in text
+    assert [spec.name for spec in SUITES["recipes"]] == ["trec", "bbc_news", "goemotions", "rutweetcorp", "cola"]

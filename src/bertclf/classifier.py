@@ -105,6 +105,8 @@ class TextClassifier:
                                f"(bertclf train --resume {checkpoint_dir}) or delete it")
         splits = make_splits(config, train, val, test)
         task = "multilabel" if splits.train.multilabel else "multiclass"
+        if task == "multilabel" and config.label_smoothing:
+            raise BertclfError("--label-smoothing applies to single-label data; this data is multilabel")
         if config.metric not in TASK_METRICS[task]:
             raise BertclfError(f"--metric {config.metric} does not apply to {task} data; choose one of "
                                f"{', '.join(TASK_METRICS[task])}")
