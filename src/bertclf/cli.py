@@ -37,7 +37,7 @@ EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 STDOUT_ROWS = 1000
 # The options of `inspect`: how files are read, and the model whose tokenizer reads them.
 INSPECT_OPTIONS = ("text_column", "label_column", "task", "label_columns", "label_sep", "label_names",
-                   "allow_empty_labels", "columns", "quoting", "text_separator", "model", "max_length")
+                   "allow_empty_labels", "columns", "quoting", "text_separator", "encoding", "model", "max_length")
 DEMO_TEXTS = [
     "I was billed twice for the same month, please refund one of the charges",
     "The app crashes every time I try to export a report to PDF",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -290,9 +291,13 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
     """Fine-tune ``model`` in place and return it holding the weights of its best validation score. With
     ``checkpoints``, continue from the latest one there is and write new ones as the run goes; with ``tracking``,
     report the training log and every evaluation to experiment trackers."""
+    # A frozen encoder's parameters get no gradient: several processes (DDP) must not wait for them.
+    freezing = [DistributedDataParallelKwargs(find_unused_parameters=True)] \
+        if config.freeze_epochs or config.freeze_encoder else []
     accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision),
                               gradient_accumulation_steps=config.gradient_accumulation_steps,
-                              cpu=_several_cpu_processes(), **(tracking.accelerator_options() if tracking else {}))
+                              cpu=_several_cpu_processes(), kwargs_handlers=freezing,
+                              **(tracking.accelerator_options() if tracking else {}))
     if tracking is not None:
         tracking.start(accelerator)
     if accelerator.device.type == "cpu":
