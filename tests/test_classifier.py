@@ -293,6 +293,7 @@ def test_several_seeds_report_mean_and_spread_and_keep_the_best_on_validation(ti
     assert classifier.metrics_["val"]["f1_macro"] >= summary["val"]["f1_macro"]["mean"] - 1e-12  # the best is kept
     saved = classifier.save(tmp_path / "run")
     assert json.loads((saved / "metrics.json").read_text())["seeds"] == summary
+    assert "over all of them" in (saved / "report.html").read_text()
     with pytest.raises(BertclfError, match="expected a count or comma-separated whole numbers"):
         TextClassifier(seeds="a,b")
 

@@ -452,7 +452,8 @@ def render(inputs: ReportInputs) -> str:
         predictor_decisions = _decisions(inputs, evaluation)
         sections["test"] = {"name": evaluation.name, "metrics": metrics,
                             "headline": [name for name in _headline(inputs.multilabel) if name in metrics],
-                            "per_class": metrics.get("per_class", {})}
+                            "per_class": metrics.get("per_class", {}),
+                            "seeds": None if "evaluation" in inputs.metrics else inputs.metrics.get("seeds")}
         sections["confusion"] = confusion_figure(evaluation, inputs.classes, predictor_decisions, inputs.multilabel)
         sections["curves"] = curves_figure(evaluation, inputs.classes)
         figures = calibration(evaluation, inputs.multilabel)
