@@ -804,3 +804,14 @@ def test_train_warns_in_one_line_when_the_vocabulary_shatters_the_language(tmp_p
     assert code == 0, err
     [warning] = [line for line in err.splitlines() if "reads this Cyrillic text poorly" in line]
     assert "words into single letters" in warning
+
+
+def test_several_seeds_print_the_mean_and_spread(text_files, tmp_path, tiny_options, capsys):
+    code, out, err = run(["train", "--train", text_files["train"], "--val", text_files["val"], "--test",
+                          text_files["test"], "--output", tmp_path / "r", "--seeds", "2",
+                          *tiny_flags({**tiny_options, "epochs": 1})], capsys)
+    assert code == 0, err
+    assert "== 2 seeds (11, 12; the model of seed" in out
+    assert [line.split()[0] for line in out.split("== 2 seeds")[1].splitlines()[2:7]] == [
+        "accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc"]
+    assert not (tmp_path / ".r.partial").exists()
