@@ -144,12 +144,18 @@ class TextClassifier:
         checkpoints = None
         if checkpoint_dir is not None and len(seeds) == 1:
             checkpoints = Checkpoints(Path(checkpoint_dir), config, fingerprint(train_set))
-        runs = [self._train_seed(seed, weights, train_set, val_set, test_set, checkpoints, checkpoint_dir,
-                                 several=len(seeds) > 1) for seed in seeds]
-        best = runs[0]
-        for run in runs[1:]:
-            if trainer.is_better(run.state.best_score, best.state.best_score, config.metric):
+        runs: list[SeedRun] = []
+        best: SeedRun | None = None
+        for seed in seeds:
+            run = self._train_seed(seed, weights, train_set, val_set, test_set, checkpoints, checkpoint_dir,
+                                   several=len(seeds) > 1)
+            runs.append(run)
+            if best is None or trainer.is_better(run.state.best_score, best.state.best_score, config.metric):
+                if best is not None:
+                    best.model = None  # only the kept model stays in memory; the others leave their scores
                 best = run
+            else:
+                run.model = None
         model, result = best.model, best.state
         self.model_, self.train_state_ = model, result
         self.runtime_ = TorchRuntime(model, resolve_precision(config.mixed_precision))
@@ -480,7 +486,7 @@ class SeedRun:
     """One seed's training run: its model (holding its best weights), the loop's record, and its scores."""
 
     seed: int
-    model: torch.nn.Module
+    model: torch.nn.Module | None  # None once another seed's model is kept
     state: TrainState
     thresholds: np.ndarray | None
     test_probabilities: np.ndarray | None = None
