@@ -266,9 +266,10 @@ def recipes_summary(results: dict[str, Any]) -> list[str]:
         if "frozen encoder" in configurations:
             speed = (configurations["frozen encoder"]["train_samples_per_s"]["mean"]
                      / configurations["defaults"]["train_samples_per_s"]["mean"])
-            lines.append(f"- {name}: the frozen encoder trains at {speed:.1f}x the defaults' samples/s "
-                         f"({'met' if speed >= FROZEN_SPEED_TARGET else 'MISSED'}, target ≥ "
-                         f"{FROZEN_SPEED_TARGET:g}x on CoLA, computing the features included)")
+            verdict = (f" ({'met' if speed >= FROZEN_SPEED_TARGET else 'MISSED'}, target ≥ {FROZEN_SPEED_TARGET:g}x)"
+                       if name == "cola" else "")
+            lines.append(f"- {name}: the frozen encoder trains at {speed:.1f}x the defaults' samples/s, computing the "
+                         f"features included{verdict}")
     return [*lines, ""]
 
 

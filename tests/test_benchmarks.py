@@ -126,5 +126,5 @@ def test_recipes_are_judged_against_the_defaults_by_one_standard_deviation(tmp_p
     assert "| layer decay 0.95 | helps |" in text and "| frozen encoder | hurts |" in text
     assert "| focal loss | no effect |" in text
     assert "| frozen encoder | freeze_encoder=True | 200.0 | 3 | 10.00x |" in text
-    assert "- toy: the frozen encoder trains at 10.0x the defaults' samples/s (met, target ≥ 5x" in text
+    assert "- toy: the frozen encoder trains at 10.0x the defaults' samples/s, computing the features included" in text
     assert [spec.name for spec in SUITES["recipes"]] == ["cola", "trec", "bbc_news", "goemotions", "rutweetcorp"]
