@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -27,14 +26,13 @@ from typing import Any
 
 import pandas as pd
 import torch
-import transformers
 
-import bertclf
 from benchmarks import flops, inference
 from benchmarks.datasets import SUITES, DatasetSpec, available, prepare
 from benchmarks.report import write_report
 from bertclf.config import ClassifierConfig
 from bertclf.modeling import load_encoder_config, load_tokenizer, resolve_model_path
+from bertclf.report import environment
 from bertclf.tokenization import choose_max_length, model_token_limit, special_tokens, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,22 +40,10 @@ SIDES = ("trainer-default", "trainer-tuned", "bertclf")
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "bertclf": bertclf.__version__,
-    }
+    """The machine and software of a benchmark run, as bertclf describes a training run's (see report.environment)."""
+    found = environment("cuda" if torch.cuda.is_available() else "cpu")
+    return {"cpu": found["cpu"], "cores": found["cpu_cores"],
+            **{name: found[name] for name in ("torch_threads", "gpu", "python", "torch", "transformers", "bertclf")}}
 
 
 def run_job(job: dict[str, Any], job_path: Path) -> dict[str, Any]:

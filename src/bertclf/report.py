@@ -17,7 +17,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -76,6 +76,7 @@ class ReportInputs:
     metrics: dict[str, Any]  # metrics.json: val, test, training (history, log, environment)
     thresholds: np.ndarray | None
     min_labels: int
+    decisions: Callable[[np.ndarray], np.ndarray]  # the classifier's: probabilities to the labels it gives
     inspection: DataInspection | None
     evaluation: Evaluation | None
     baseline: dict[str, Any] | None
@@ -134,7 +135,8 @@ def inputs_of(classifier: Any, run_name: str, inspection: DataInspection | None,
     multilabel = classifier.task_ == "multilabel"
     return ReportInputs(run_name, classifier.config.to_dict(), list(classifier.classes_), multilabel,
                         classifier.metrics_, classifier.decision_thresholds() if multilabel else None,
-                        classifier.config.min_labels, inspection, evaluation, baseline)
+                        classifier.config.min_labels, classifier.predictor().decisions, inspection, evaluation,
+                        baseline)
 
 
 def write_report(path: Path, inputs: ReportInputs) -> None:
@@ -449,7 +451,7 @@ def render(inputs: ReportInputs) -> str:
     evaluation = inputs.evaluation
     if evaluation is not None:
         metrics = inputs.metrics.get("evaluation") or inputs.metrics.get("test", {})
-        predictor_decisions = _decisions(inputs, evaluation)
+        predictor_decisions = inputs.decisions(evaluation.probabilities)
         sections["test"] = {"name": evaluation.name, "metrics": metrics,
                             "headline": [name for name in _headline(inputs.multilabel) if name in metrics],
                             "per_class": metrics.get("per_class", {}),
@@ -471,13 +473,6 @@ def render(inputs: ReportInputs) -> str:
                            task="multilabel" if inputs.multilabel else "multiclass", classes=inputs.classes,
                            model=options.get("model"), sections=sections, version=__version__,
                            created=time.strftime("%Y-%m-%d %H:%M"))
-
-
-def _decisions(inputs: ReportInputs, evaluation: Evaluation) -> np.ndarray:
-    """The labels the model gives: argmax, or for multilabel the thresholds in force (and min_labels)."""
-    if inputs.multilabel:
-        return decide(evaluation.probabilities, inputs.thresholds, inputs.min_labels)
-    return evaluation.probabilities.argmax(axis=1)
 
 
 def rebuild(run: Path, classifier: Any, data: str | None = None) -> Path:
