@@ -1,4 +1,5 @@
 import json
+import shutil
 import signal
 
 import numpy as np
@@ -281,6 +282,19 @@ def test_a_frozen_encoder_trains_its_head_on_cached_features_and_keeps_the_encod
     # the head trained on the cached features is the model's own: the saved model scores what was reported
     loaded = TextClassifier.load(classifier.save(tmp_path / "run"))
     assert loaded.evaluate(text_files["test"])["accuracy"] == classifier.metrics_["test"]["accuracy"]
+
+
+def test_a_frozen_sentence_encoder_is_read_with_its_own_pooling_and_saved_so(tiny_options, text_files, tmp_path):
+    from tests.test_modeling import sentence_transformers_layout
+
+    model = sentence_transformers_layout(shutil.copytree(tiny_options["model"], tmp_path / "model"), mean_tokens=True)
+    classifier = TextClassifier(**{**tiny_options, "model": model, "epochs": 2}, freeze_encoder=True).fit(
+        text_files["train"], val=text_files["val"])
+    assert classifier.config.pooling == "mean"
+    loaded = TextClassifier.load(classifier.save(tmp_path / "run"))
+    assert loaded.config.pooling == "mean"
+    texts = pd.read_csv(text_files["val"])["text"].tolist()
+    np.testing.assert_allclose(loaded.predict_proba(texts), classifier.predict_proba(texts), atol=1e-5)
 
 
 def test_several_seeds_report_mean_and_spread_and_keep_the_best_on_validation(tiny_options, text_files, tmp_path):

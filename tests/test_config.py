@@ -11,6 +11,10 @@ def test_defaults_are_valid_and_use_the_embedded_model():
     assert config.model == DEFAULT_MODEL
     assert config.max_length == "auto"
     assert config.effective_head_learning_rate == pytest.approx(10 * config.learning_rate)
+    assert config.pooling == "auto"
+    # the head alone on a frozen encoder's fixed vectors takes larger steps, unless its rate is given
+    assert ClassifierConfig(freeze_encoder=True).effective_head_learning_rate == pytest.approx(1e-2)
+    assert ClassifierConfig(freeze_encoder=True, head_learning_rate=3e-3).effective_head_learning_rate == 3e-3
 
 
 def test_strings_from_flags_and_files_are_coerced_to_field_types():
@@ -27,7 +31,7 @@ def test_strings_from_flags_and_files_are_coerced_to_field_types():
     [
         ({"epochs": 0}, "epochs"),
         ({"learning_rate": "fast"}, "learning_rate"),
-        ({"pooling": "max"}, "choose one of cls, mean"),
+        ({"pooling": "max"}, "choose one of auto, cls, mean"),
         ({"max_length": 4}, "max_length"),
         ({"val_size": 0.6, "test_size": 0.5}, "below 1"),
         ({"epochs": 1.5}, "integer"),

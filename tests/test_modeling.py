@@ -1,3 +1,6 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +19,9 @@ from bertclf.modeling import (
     load_tokenizer,
     mean_pool,
     resolve_model_path,
+    resolve_pooling,
     save_model,
+    sentence_pooling,
     start_at_label_priors,
     uses_native_head,
 )
@@ -38,6 +43,36 @@ def test_unknown_hub_id_offline_is_one_line():
     with pytest.raises(BertclfError, match="cannot load model 'no-such-org/no-such-model'") as raised:
         load_tokenizer("no-such-org/no-such-model")
     assert "\n" not in str(raised.value)
+
+
+def sentence_transformers_layout(directory, **modes: bool) -> str:
+    """Give a model directory sentence-transformers' modules.json and pooling configuration with these modes."""
+    (directory / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
+    (directory / "1_Pooling").mkdir(exist_ok=True)
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": 32, **{f"pooling_mode_{mode}": on for mode, on in modes.items()}}))
+    return str(directory)
+
+
+def test_sentence_pooling_is_read_from_a_sentence_transformers_layout(tiny_model, packaged_model_path, tmp_path):
+    assert sentence_pooling(DEFAULT_MODEL) == "mean"  # all-MiniLM-L6-v2 averages its tokens
+    assert sentence_pooling(tiny_model) is None  # a plain transformers directory names none
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    assert sentence_pooling(sentence_transformers_layout(model, cls_token=True, mean_tokens=False)) == "cls"
+    assert sentence_pooling(sentence_transformers_layout(model, mean_tokens=True, max_tokens=True)) is None
+    (model / "1_Pooling" / "config.json").write_text("{not json")
+    assert sentence_pooling(str(model)) is None
+
+
+def test_auto_pooling_is_cls_unless_a_frozen_encoder_makes_mean_sentence_vectors(tiny_model, packaged_model_path):
+    assert resolve_pooling(ClassifierConfig()) == "cls"  # fine-tuned, the first token learns to summarise
+    assert resolve_pooling(ClassifierConfig(freeze_encoder=True)) == "mean"
+    assert resolve_pooling(ClassifierConfig(freeze_encoder=True, pooling="cls")) == "cls"  # asked for
+    assert resolve_pooling(ClassifierConfig(model=tiny_model, freeze_encoder=True)) == "cls"
+    model = build_model(ClassifierConfig(freeze_encoder=True), ["a", "b"])
+    assert isinstance(model, PooledClassifier) and model.pooling == "mean"
 
 
 def test_cls_linear_is_the_architectures_own_classifier(tiny_model):

@@ -93,9 +93,12 @@ class ClassifierConfig:
     # --- model ------------------------------------------------------------------------------------
     model: str = option(DEFAULT_MODEL, "Encoder: a Hugging Face hub id or a local directory. The default is "
                         "the embedded all-MiniLM-L6-v2, available offline.", group="model")
-    pooling: str = option("cls", "How token vectors become one text vector: 'cls' (the first token, through "
-                          "the architecture's own pooler where it has one) or 'mean' (average of tokens).",
-                          choices=("cls", "mean"), group="model")
+    pooling: str = option("auto", "How token vectors become one text vector: 'cls' (the first token, through "
+                          "the architecture's own pooler where it has one), 'mean' (average of tokens), or 'auto': "
+                          "'cls', except that with --freeze-encoder it is the pooling the encoder was trained to make "
+                          "sentence vectors with where its sentence-transformers configuration names one ('mean' for "
+                          "all-MiniLM-L6-v2), since a frozen encoder's first token is then no summary of the text.",
+                          choices=("auto", "cls", "mean"), group="model")
     head: str = option("linear", "Classification head. 'linear' with 'cls' pooling saves a standard "
                        "AutoModelForSequenceClassification checkpoint; 'mlp' adds a hidden layer.",
                        choices=("linear", "mlp"), group="model")
@@ -128,7 +131,8 @@ class ClassifierConfig:
     eval_batch_size: int = option(64, "Texts per batch for evaluation and prediction.")
     learning_rate: float = option(1e-4, "Peak learning rate of the encoder (AdamW).")
     head_learning_rate: float | None = option(None, "Peak learning rate of the freshly initialised head "
-                                              "(default: 10x --learning-rate).")
+                                              "(default: 10x --learning-rate; 100x with --freeze-encoder, where the "
+                                              "head alone learns from fixed vectors).")
     weight_decay: float = option(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights).")
     warmup_ratio: float = option(0.1, "Fraction of the optimizer steps spent warming the learning rate up.")
     scheduler: str = option("linear", "Learning-rate decay after warmup.", choices=("linear", "cosine", "constant"))
@@ -296,7 +300,12 @@ class ClassifierConfig:
 
     @property
     def effective_head_learning_rate(self) -> float:
-        return self.head_learning_rate if self.head_learning_rate is not None else 10 * self.learning_rate
+        """The head's rate. Beside a changing encoder the head keeps to 10x the encoder's rate; on a frozen
+        encoder's fixed vectors it is a linear model on fixed inputs, which at that rate is still far from its
+        optimum after a few epochs."""
+        if self.head_learning_rate is not None:
+            return self.head_learning_rate
+        return (100 if self.freeze_encoder else 10) * self.learning_rate
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

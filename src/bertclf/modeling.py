@@ -10,7 +10,9 @@ standard checkpoint and the pooling/head weights go to ``head.safetensors``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -131,6 +133,41 @@ def load_encoder_config(name: str) -> PretrainedConfig:
     path = resolve_model_path(name)
     with loading(name, "model configuration"):
         return AutoConfig.from_pretrained(path)
+
+
+def sentence_pooling(name: str) -> str | None:
+    """How a sentence-transformers model makes its sentence vectors ('mean' or 'cls'), read from its modules.json
+    and pooling configuration; None for other models, other poolings, or a hub model that cannot be reached."""
+    path = resolve_model_path(name)
+
+    def read_json(filename: str) -> Any:
+        if Path(path).is_dir():
+            file = Path(path) / filename
+            return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+        from huggingface_hub import hf_hub_download
+
+        return json.loads(Path(hf_hub_download(path, filename)).read_text(encoding="utf-8"))
+
+    try:
+        modules = read_json("modules.json") or []
+        folder = next(module["path"] for module in modules if module.get("type", "").endswith("models.Pooling"))
+        pooling = read_json(f"{folder}/config.json" if folder else "config.json") or {}
+    except Exception:  # absent, unreachable or not sentence-transformers' layout: nothing to go by
+        return None
+    modes = tuple(sorted(key for key, value in pooling.items() if key.startswith("pooling_mode_") and value is True))
+    return {("pooling_mode_mean_tokens",): "mean", ("pooling_mode_cls_token",): "cls"}.get(modes)
+
+
+def resolve_pooling(config: ClassifierConfig) -> str:
+    """``pooling='auto'`` made concrete (see the option's help): 'cls', or with a frozen encoder the pooling a
+    sentence-transformers encoder was trained with."""
+    if config.pooling != "auto":
+        return config.pooling
+    if config.freeze_encoder and sentence_pooling(config.model) == "mean":
+        log.info("pooling: mean, as %s makes its sentence vectors; frozen, its first token is no summary of a text",
+                 config.model)
+        return "mean"
+    return "cls"
 
 
 def uses_native_head(config: ClassifierConfig) -> bool:
@@ -363,6 +400,7 @@ def build_model(config: ClassifierConfig, classes: Sequence[Any], multilabel: bo
 
     The problem type tells ``transformers.pipeline`` to apply a sigmoid (multilabel) or a softmax to the logits.
     """
+    config = dataclasses.replace(config, pooling=resolve_pooling(config))
     path = resolve_model_path(config.model)
     if uses_native_head(config):
         problem_type = "multi_label_classification" if multilabel else "single_label_classification"
