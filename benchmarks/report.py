@@ -13,7 +13,7 @@ LABELS = {
 TARGETS = {"vs_default": 1.5, "vs_tuned": 1.0, "vs_pipeline": 1.5}
 FROZEN_SPEED_TARGET = 5.0  # a frozen encoder's training samples/s over a full fine-tune's
 LONG_TEXT_TIME_TARGET = 4.0  # chunked training may take at most this multiple of head truncation's time
-SUITE_ORDER = ("full", "multilabel", "long", "recipes", "quick", "inference", "serve", "streaming", "report")
+SUITE_ORDER = ("full", "multilabel", "wide", "long", "recipes", "quick", "inference", "serve", "streaming", "report")
 SINGLE_LABEL_SCORES = ("accuracy", "f1_macro", "mcc")
 MULTILABEL_SCORES = ("f1_micro", "f1_macro", "subset_accuracy")
 METRIC_NAMES = {"accuracy": "accuracy", "f1_macro": "macro-F1", "mcc": "MCC", "f1_micro": "micro-F1",
@@ -289,6 +289,10 @@ def suite_header(suite: str, results: dict[str, Any]) -> list[str]:
         f"bertclf {host['bertclf']}; precision {results['precision']}",
         f"- measured matrix-multiply rate: {matmul['flops_per_s'] / 1e9:.1f} GFLOP/s "
         f"({matmul['dtype']} `torch.matmul` of {matmul['size']}x{matmul['size']} matrices)",
+        *(f"- rerun on {rerun['date']}: `{rerun['command']}` ({rerun['total_minutes']:.0f} minutes), whose figures "
+          "replace the earlier run's for " + "; ".join(f"{name} ({', '.join(configurations)})"
+                                                      for name, configurations in rerun["datasets"].items())
+          for rerun in results.get("reruns", [])),
         "",
     ]
 

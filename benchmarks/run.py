@@ -102,7 +102,7 @@ def configurations_of(spec: DatasetSpec) -> dict[str, dict[str, Any]]:
 
 
 def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int], peak: dict[str, float],
-                      bf16: bool) -> dict[str, Any]:
+                      bf16: bool, only_configurations: set[str] | None = None) -> dict[str, Any]:
     model = ClassifierConfig().model
     model_path = resolve_model_path(model)
     paths = prepare(spec, root, work / spec.name / "data")
@@ -116,7 +116,8 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int
     # FLOPs of truncated texts: the useful work of every side when they all truncate alike
     train_flops = None if spec.strategies else flops.training_flops(encoder, train_lengths) * settings["epochs"]
     inference_flops = flops.inference_flops(encoder, test_lengths)
-    configurations = configurations_of(spec)
+    configurations = {name: configuration for name, configuration in configurations_of(spec).items()
+                      if only_configurations is None or name in only_configurations}
     measured: dict[str, list[dict[str, Any]]] = {name: [] for name in configurations}
     inference_runs = []
     for seed in seeds:
@@ -165,10 +166,31 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, seeds: list[int
     return dataset
 
 
-def save(results: dict[str, Any], results_path: Path, report_path: Path) -> None:
-    """Replace this suite's figures in the results file, keep the other suites', and rewrite the report."""
+def merge_rerun(earlier: dict[str, Any], rerun: dict[str, Any], partial_datasets: bool) -> dict[str, Any]:
+    """A rerun of some datasets (or, with ``partial_datasets``, of some configurations of them) on top of the suite's
+    earlier run: its datasets (configurations) replace those, the others keep the earlier figures, and the rerun's
+    command and date are recorded beside the earlier run's."""
+    merged = {**earlier, "datasets": dict(earlier["datasets"]), "skipped": {**earlier["skipped"], **rerun["skipped"]}}
+    for name, dataset in rerun["datasets"].items():
+        if partial_datasets and name in earlier["datasets"]:
+            before = earlier["datasets"][name]
+            dataset = {**before, "configurations": {**before["configurations"], **dataset["configurations"]}}
+        merged["datasets"][name] = dataset
+        merged["skipped"].pop(name, None)
+    merged["unfinished"] = [name for name in dict.fromkeys(earlier.get("unfinished", []) + rerun["unfinished"])
+                            if name not in merged["datasets"]]
+    merged["reruns"] = [*earlier.get("reruns", []), {
+        "command": rerun["command"], "date": rerun["date"], "total_minutes": rerun.get("total_minutes", 0.0),
+        "datasets": {name: list(dataset["configurations"]) for name, dataset in rerun["datasets"].items()}}]
+    return merged
+
+
+def save(results: dict[str, Any], results_path: Path, report_path: Path, rerun_of: dict[str, Any] | None = None,
+         partial_datasets: bool = False) -> None:
+    """Replace this suite's figures in the results file (or, for a rerun of part of the suite, merge them into
+    ``rerun_of``, its earlier figures), keep the other suites', and rewrite the report."""
     suites = json.loads(results_path.read_text())["suites"] if results_path.is_file() else {}
-    suites[results["suite"]] = results
+    suites[results["suite"]] = results if rerun_of is None else merge_rerun(rerun_of, results, partial_datasets)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps({"suites": suites}, indent=2))
     write_report(suites, report_path)
@@ -180,7 +202,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets",
                         help="Folder holding the shared datasets.")
     parser.add_argument("--seeds", type=int, help="Repeats per configuration (default: 1 quick, 3 full).")
-    parser.add_argument("--only", help="Comma-separated dataset names of the suite to run.")
+    parser.add_argument("--only", help="Comma-separated dataset names of the suite to run; the suite's other datasets "
+                        "keep the figures of its earlier run.")
+    parser.add_argument("--configurations", help="Suites that compare bertclf configurations (recipes, long): the "
+                        "comma-separated configurations to run; the others keep the figures of the suite's earlier "
+                        "run.")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work", help="Scratch folder.")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
@@ -199,6 +225,13 @@ def main(argv: list[str] | None = None) -> None:
         specs = [spec for spec in specs if spec.name in wanted]
         if not specs:
             parser.error(f"--only names no dataset of the {args.suite} suite")
+    only_configurations = set(args.configurations.split(",")) if args.configurations else None
+    if only_configurations and any(spec.strategies is None for spec in specs):
+        parser.error("--configurations applies to suites that compare bertclf configurations (recipes, long)")
+    rerun_of = None
+    if args.only or only_configurations:
+        earlier = json.loads(args.results.read_text())["suites"] if args.results.is_file() else {}
+        rerun_of = earlier.get(args.suite)
     results = {
         "suite": args.suite,
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
@@ -215,14 +248,15 @@ def main(argv: list[str] | None = None) -> None:
             results["datasets"][spec.name] = inference.benchmark_dataset(spec, args.datasets, args.work, run_job,
                                                                          args.limit)
         elif available(spec, args.datasets):
-            results["datasets"][spec.name] = benchmark_dataset(spec, args.datasets, args.work, seeds, peak, bf16)
+            results["datasets"][spec.name] = benchmark_dataset(spec, args.datasets, args.work, seeds, peak, bf16,
+                                                               only_configurations)
         else:
             results["skipped"][spec.name] = f"missing under {args.datasets}: {', '.join(spec.files)}"
             print(f"skipping {spec.name}: {results['skipped'][spec.name]}", flush=True)
         results["unfinished"].remove(spec.name)
         results["total_minutes"] = (time.perf_counter() - started) / 60
         # written after every dataset, so that a run stopped part-way keeps the datasets it finished
-        save(results, args.results, args.report)
+        save(results, args.results, args.report, rerun_of, partial_datasets=only_configurations is not None)
     print(f"wrote {args.report} and {args.results} in {results['total_minutes']:.1f} minutes")
 
 

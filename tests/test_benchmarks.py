@@ -128,3 +128,30 @@ def test_recipes_are_judged_against_the_defaults_by_one_standard_deviation(tmp_p
     assert "| frozen encoder | freeze_encoder=True | 200.0 | 3 | 10.00x |" in text
     assert "- toy: the frozen encoder trains at 10.0x the defaults' samples/s, computing the features included" in text
     assert [spec.name for spec in SUITES["recipes"]] == ["cola", "trec", "bbc_news", "goemotions", "rutweetcorp"]
+
+
+def test_a_rerun_of_some_configurations_replaces_theirs_and_keeps_the_rest(tmp_path):
+    results, report = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    recipes = {name: {**figures(speed, 0.8), "options": {}} for name, speed in (("defaults", 20.0),
+                                                                                ("frozen encoder", 60.0))}
+    earlier = {**suite({"toy": {**toy_dataset(recipes), "configurations": recipes}}), "suite": "recipes",
+               "unfinished": ["other"]}
+    del earlier["datasets"]["toy"]["inference"]
+    results.write_text(json.dumps({"suites": {"recipes": earlier}}))
+    faster = {"frozen encoder": {**figures(200.0, 0.9), "options": {"freeze_encoder": True}}}
+    rerun = {**suite({"toy": {**earlier["datasets"]["toy"], "configurations": faster}}), "suite": "recipes",
+             "command": "python -m benchmarks.run --configurations 'frozen encoder'", "date": "2026-12-01",
+             "unfinished": []}
+
+    save(rerun, results, report, rerun_of=earlier, partial_datasets=True)
+
+    merged = json.loads(results.read_text())["suites"]["recipes"]
+    configurations = merged["datasets"]["toy"]["configurations"]
+    assert list(configurations) == ["defaults", "frozen encoder"]  # the earlier order, the new figures
+    assert configurations["defaults"]["train_samples_per_s"]["mean"] == 20.0
+    assert configurations["frozen encoder"]["train_samples_per_s"]["mean"] == 200.0
+    assert merged["date"] == "2026-11-23" and merged["unfinished"] == ["other"]
+    text = report.read_text()
+    assert ("- rerun on 2026-12-01: `python -m benchmarks.run --configurations 'frozen encoder'` (3 minutes), whose "
+            "figures replace the earlier run's for toy (frozen encoder)") in text
+    assert "| frozen encoder | freeze_encoder=True | 200.0 | 3 | 10.00x |" in text
