@@ -219,8 +219,23 @@ def recipe_verdict(figures: dict[str, Any], defaults: dict[str, Any], metric: st
     return "no effect"
 
 
+def trainer_verdict(figures: dict[str, Any], dataset: dict[str, Any]) -> str:
+    """A bertclf configuration against the better Trainer configuration, by one standard deviation of the Trainer's
+    mean: beats / within one std / below; '-' where the dataset ran no Trainer."""
+    if "trainer-default" not in dataset["configurations"]:
+        return "-"
+    verdict = recipe_verdict(figures, dataset["configurations"][better_trainer(dataset)], dataset["metric"])
+    return {"helps": "beats", "hurts": "below", "no effect": "within one std"}[verdict]
+
+
+def recipe_names(dataset: dict[str, Any]) -> list[str]:
+    """The bertclf configurations of a recipes dataset (the Trainer's aside), the defaults first."""
+    return [name for name in dataset["configurations"] if name not in LABELS]
+
+
 def recipes_section(name: str, dataset: dict[str, Any]) -> list[str]:
-    """Each recipe against bertclf's defaults on one dataset."""
+    """Each recipe against bertclf's defaults on one dataset, and where the Trainer ran, against its better
+    configuration."""
     settings, sizes, metric = dataset["settings"], dataset["sizes"], dataset["metric"]
     configurations = dataset["configurations"]
     defaults = configurations["defaults"]
@@ -229,38 +244,52 @@ def recipes_section(name: str, dataset: dict[str, Any]) -> list[str]:
         f"### {name}",
         "",
         f"{dataset['description']}. Texts: train {sizes['train']}, validation {sizes['val']}, test {sizes['test']}. "
-        f"bertclf defaults otherwise: max length {settings['max_length']}, batch size {settings['batch_size']}, "
+        f"Settings on every side: max length {settings['max_length']}, batch size {settings['batch_size']}, "
         f"learning rate {settings['learning_rate']:g}, {settings['epochs']} epochs, best epoch by validation "
         f"{metric}; seeds {', '.join(map(str, dataset['seeds']))}.",
         "",
-        f"| recipe | options | train texts/s | train s | speed vs defaults "
-        f"| {' | '.join(METRIC_NAMES[score] for score in scores)} | verdict ({METRIC_NAMES[metric]}) |",
-        "|---" * (6 + len(scores)) + "|",
+        f"| configuration | options | train texts/s | train s | speed vs defaults "
+        f"| {' | '.join(METRIC_NAMES[score] for score in scores)} | vs defaults ({METRIC_NAMES[metric]}) "
+        "| vs the better Trainer |",
+        "|---" * (7 + len(scores)) + "|",
     ]
-    for recipe, figures in configurations.items():
+    trainers = [side for side in LABELS if side in configurations]
+    for configuration in trainers + recipe_names(dataset):
+        figures = configurations[configuration]
         options = ", ".join(f"{key}={value}" for key, value in figures["options"].items()) or "-"
         speed = figures["train_samples_per_s"]["mean"] / defaults["train_samples_per_s"]["mean"]
-        verdict = "-" if recipe == "defaults" else recipe_verdict(figures, defaults, metric)
+        ours = configuration not in LABELS
+        verdict = recipe_verdict(figures, defaults, metric) if ours and configuration != "defaults" else "-"
         lines.append(
-            f"| {recipe} | {options} | {_pm(figures['train_samples_per_s'], 1)} | {_pm(figures['train_seconds'], 0)} "
-            f"| {speed:.2f}x | {' | '.join(_pm(figures['metrics'][score]) for score in scores)} | {verdict} |")
+            f"| {LABELS.get(configuration, configuration)} | {options} | {_pm(figures['train_samples_per_s'], 1)} "
+            f"| {_pm(figures['train_seconds'], 0)} | {speed:.2f}x "
+            f"| {' | '.join(_pm(figures['metrics'][score]) for score in scores)} | {verdict} "
+            f"| {trainer_verdict(figures, dataset) if ours else '-'} |")
+    if trainers:
+        lines += ["", f"The better Trainer configuration here: {LABELS[better_trainer(dataset)]}."]
     return [*lines, ""]
 
 
 def recipes_summary(results: dict[str, Any]) -> list[str]:
-    """Each recipe's verdicts across the datasets, the evidence for the defaults and the README's advice."""
-    datasets = {name: dataset for name, dataset in results["datasets"].items()
-                if len(dataset["configurations"]) > 2}
-    recipes = [recipe for recipe in next(iter(datasets.values()))["configurations"] if recipe != "defaults"] \
-        if datasets else []
-    lines = ["| recipe | " + " | ".join(datasets) + " |", "|---" * (1 + len(datasets)) + "|"]
+    """Each recipe's verdicts across the datasets, against the defaults and against the better Trainer
+    configuration, and the frozen encoder's speed."""
+    datasets = {name: dataset for name, dataset in results["datasets"].items() if len(recipe_names(dataset)) > 2}
+    recipes = recipe_names(next(iter(datasets.values()))) if datasets else []
+    header = ["| configuration | " + " | ".join(datasets) + " |", "|---" * (1 + len(datasets)) + "|"]
+    against_defaults, against_trainer = list(header), list(header)
     for recipe in recipes:
-        cells = []
-        for dataset in datasets.values():
-            figures = dataset["configurations"].get(recipe)
-            cells.append("n/a" if figures is None else recipe_verdict(figures, dataset["configurations"]["defaults"],
-                                                                    dataset["metric"]))
-        lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
+        figures = {name: dataset["configurations"].get(recipe) for name, dataset in datasets.items()}
+        if recipe != "defaults":
+            against_defaults.append(f"| {recipe} | " + " | ".join(
+                "n/a" if figures[name] is None else recipe_verdict(figures[name], dataset["configurations"]["defaults"],
+                                                                   dataset["metric"])
+                for name, dataset in datasets.items()) + " |")
+        against_trainer.append(f"| {recipe} | " + " | ".join(
+            "n/a" if figures[name] is None else trainer_verdict(figures[name], dataset)
+            for name, dataset in datasets.items()) + " |")
+    lines = [*against_defaults, "", "Each configuration against the better Trainer configuration of the same dataset "
+             "(beats / below: more than one standard deviation of the Trainer's mean above / below it):", "",
+             *against_trainer, ""]
     for name, dataset in results["datasets"].items():
         configurations = dataset["configurations"]
         if "frozen encoder" in configurations:

@@ -96,8 +96,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def configurations_of(spec: DatasetSpec) -> dict[str, dict[str, Any]]:
     """Name -> (side, bertclf options) of every configuration the dataset runs."""
     if spec.strategies:
-        return {name: {"side": "bertclf", "bertclf_options": {**spec.bertclf_options, **options}}
-                for name, options in spec.strategies.items()}
+        trainers = {side: {"side": side, "bertclf_options": {}} for side in SIDES[:2] if spec.trainer_baselines}
+        return {**trainers, **{name: {"side": "bertclf", "bertclf_options": {**spec.bertclf_options, **options}}
+                               for name, options in spec.strategies.items()}}
     return {side: {"side": side, "bertclf_options": spec.bertclf_options} for side in SIDES}
 
 

@@ -130,6 +130,28 @@ def test_recipes_are_judged_against_the_defaults_by_one_standard_deviation(tmp_p
     assert [spec.name for spec in SUITES["recipes"]] == ["cola", "trec", "bbc_news", "goemotions", "rutweetcorp"]
 
 
+def test_recipes_are_also_judged_against_the_better_trainer_run_beside_them(tmp_path):
+    configurations = {"trainer-default": figures(10.0, 0.79), "trainer-tuned": figures(15.0, 0.75),
+                      "defaults": figures(20.0, 0.795), "layer decay 0.95": figures(18.0, 0.81),
+                      "frozen encoder": figures(200.0, 0.70)}
+    for name, figures_of in configurations.items():
+        figures_of["options"] = {"layer_decay": 0.95} if name == "layer decay 0.95" else {}
+    dataset = {**toy_dataset(configurations), "configurations": configurations}
+    del dataset["inference"]
+    report = tmp_path / "BENCHMARKS.md"
+    write_report({"recipes": suite({"toy": dataset})}, report)
+    text = report.read_text()
+    # the better Trainer is the default one, 0.79 ± 0.01: 0.81 beats it, 0.795 is within one std, 0.70 below
+    assert "The better Trainer configuration here: Trainer, default (pad to max_length)." in text
+    assert "| Trainer, default (pad to max_length) | - | 10.0 | 60 | 0.50x |" in text
+    assert "| layer decay 0.95 | layer_decay=0.95 | 18.0 | 33 | 0.90x | 0.8100 ± 0.0100 |" in text
+    summary = text[text.index("against the better Trainer configuration of the same dataset"):]
+    assert "| defaults | within one std |" in summary and "| layer decay 0.95 | beats |" in summary
+    assert "| frozen encoder | below |" in summary
+    spec = next(spec for spec in SUITES["recipes"] if spec.name == "trec")
+    assert list(configurations_of(spec))[:3] == ["trainer-default", "trainer-tuned", "defaults"]
+
+
 def test_a_rerun_of_some_configurations_replaces_theirs_and_keeps_the_rest(tmp_path):
     results, report = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
     recipes = {name: {**figures(speed, 0.8), "options": {}} for name, speed in (("defaults", 20.0),
