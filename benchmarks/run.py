@@ -5,6 +5,8 @@
     python -m benchmarks.run --suite multilabel   # GoEmotions, Trainer at 0.5 vs bertclf's tuned thresholds
     python -m benchmarks.run --suite long     # long-text strategies on BBC News and fake news, at 128 tokens
     python -m benchmarks.run --suite inference    # pipeline against every runtime (torch, int8, ONNX); 20 minutes
+    python -m benchmarks.run --suite wide --seeds 3     # TREC, SST-2, 20 Newsgroups and Reuters-21578, sliced
+    python -m benchmarks.run --suite recipes --seeds 3  # each recipe against the defaults and the Trainer
 
 Every job runs in its own process (its peak RSS is read from ``wait4``) on the same machine, model and
 data, in the same run; the figures go to ``BENCHMARKS.md`` and ``benchmarks/results.json``.

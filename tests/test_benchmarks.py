@@ -100,6 +100,8 @@ def test_a_missed_accuracy_target_counts_the_runs_that_predicted_one_class(tmp_p
     text = report.read_text()
     assert "accuracy 0.5500 ± 0.0100 vs Trainer, tuned 0.7000 ± 0.0100 (MISSED)" in text
     assert "scores: bertclf 2 of 2, Trainer-tuned 0 of 2, Trainer-default 1 of 2." in text
+    assert ("bertclf's mean accuracy is 0.1500 below Trainer-tuned's, and the two Trainer configurations, which "
+            "differ in their batches only, are 0.1500 apart from each other on the 10 test texts.") in text
 
 
 def test_accuracy_answers_to_the_better_trainer_configuration(tmp_path):
