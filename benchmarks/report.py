@@ -236,14 +236,30 @@ def trainer_verdict(figures: dict[str, Any], dataset: dict[str, Any]) -> str:
     return {"helps": "beats", "hurts": "below", "no effect": "within one std"}[verdict]
 
 
+def measured_in(results: dict[str, Any], dataset: str) -> dict[str, int]:
+    """Configuration -> the run of the suite that measured it: 0 the first, n its n-th partial rerun."""
+    runs = {configuration: 0 for configuration in results["datasets"][dataset]["configurations"]}
+    for number, rerun in enumerate(results.get("reruns", []), start=1):
+        runs.update({configuration: number for configuration in rerun["datasets"].get(dataset, [])})
+    return runs
+
+
+def speed_ratio(figures: dict[str, Any], defaults: dict[str, Any], same_run: bool) -> str:
+    """Training samples/s over the defaults', flagged where the two were measured in different runs (a partial
+    rerun, on whatever machine ran it), whose speeds need not compare."""
+    ratio = f"{figures['train_samples_per_s']['mean'] / defaults['train_samples_per_s']['mean']:.2f}x"
+    return ratio if same_run else f"{ratio} (other run)"
+
+
 def recipe_names(dataset: dict[str, Any]) -> list[str]:
     """The bertclf configurations of a recipes dataset (the Trainer's aside), the defaults first."""
     return [name for name in dataset["configurations"] if name not in LABELS]
 
 
-def recipes_section(name: str, dataset: dict[str, Any]) -> list[str]:
+def recipes_section(name: str, results: dict[str, Any]) -> list[str]:
     """Each recipe against bertclf's defaults on one dataset, and where the Trainer ran, against its better
     configuration."""
+    dataset, runs = results["datasets"][name], measured_in(results, name)
     settings, sizes, metric = dataset["settings"], dataset["sizes"], dataset["metric"]
     configurations = dataset["configurations"]
     defaults = configurations["defaults"]
@@ -265,12 +281,12 @@ def recipes_section(name: str, dataset: dict[str, Any]) -> list[str]:
     for configuration in trainers + recipe_names(dataset):
         figures = configurations[configuration]
         options = ", ".join(f"{key}={value}" for key, value in figures["options"].items()) or "-"
-        speed = figures["train_samples_per_s"]["mean"] / defaults["train_samples_per_s"]["mean"]
         ours = configuration not in LABELS
+        speed = speed_ratio(figures, defaults, same_run=runs[configuration] == runs["defaults"])
         verdict = recipe_verdict(figures, defaults, metric) if ours and configuration != "defaults" else "-"
         lines.append(
             f"| {LABELS.get(configuration, configuration)} | {options} | {_pm(figures['train_samples_per_s'], 1)} "
-            f"| {_pm(figures['train_seconds'], 0)} | {speed:.2f}x "
+            f"| {_pm(figures['train_seconds'], 0)} | {speed} "
             f"| {' | '.join(_pm(figures['metrics'][score]) for score in scores)} | {verdict} "
             f"| {trainer_verdict(figures, dataset) if ours else '-'} |")
     if trainers:
@@ -305,6 +321,9 @@ def recipes_summary(results: dict[str, Any]) -> list[str]:
                      / configurations["defaults"]["train_samples_per_s"]["mean"])
             verdict = (f" ({'met' if speed >= FROZEN_SPEED_TARGET else 'MISSED'}, target ≥ {FROZEN_SPEED_TARGET:g}x)"
                        if name == "cola" else "")
+            runs = measured_in(results, name)
+            if runs["frozen encoder"] != runs["defaults"]:
+                verdict += " (the two measured in different runs)"
             lines.append(f"- {name}: the frozen encoder trains at {speed:.1f}x the defaults' samples/s, computing the "
                          f"features included{verdict}")
     return [*lines, ""]
@@ -367,7 +386,7 @@ def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
         if name in sides:
             lines += dataset_section(name, dataset)
         elif "defaults" in dataset["configurations"]:
-            lines += recipes_section(name, dataset)
+            lines += recipes_section(name, results)
         else:
             lines += strategies_section(name, dataset)
     return lines

@@ -178,4 +178,6 @@ def test_a_rerun_of_some_configurations_replaces_theirs_and_keeps_the_rest(tmp_p
     text = report.read_text()
     assert ("- rerun on 2026-12-01: `python -m benchmarks.run --configurations 'frozen encoder'` (3 minutes), whose "
             "figures replace the earlier run's for toy (frozen encoder)") in text
-    assert "| frozen encoder | freeze_encoder=True | 200.0 | 3 | 10.00x |" in text
+    assert "| frozen encoder | freeze_encoder=True | 200.0 | 3 | 10.00x (other run) |" in text
+    assert "- toy: the frozen encoder trains at 10.0x the defaults' samples/s, computing the features included " \
+           "(the two measured in different runs)" in text
