@@ -217,19 +217,21 @@ def strategies_section(name: str, dataset: dict[str, Any]) -> list[str]:
 
 
 def recipe_verdict(figures: dict[str, Any], defaults: dict[str, Any], metric: str) -> str:
-    """helps / hurts when the recipe's mean test metric is more than one standard deviation of the defaults' above
-    / below theirs; no effect otherwise."""
+    """helps / hurts when the recipe's mean test metric is more than one standard deviation above / below the
+    defaults'; no effect otherwise. The larger of the two standard deviations counts: a configuration whose seeds
+    happen to agree (a model giving every text one class does) would otherwise make any difference a verdict."""
     ours, theirs = figures["metrics"][metric], defaults["metrics"][metric]
-    if ours["mean"] > theirs["mean"] + theirs["std"]:
+    spread = max(ours["std"], theirs["std"])
+    if ours["mean"] > theirs["mean"] + spread:
         return "helps"
-    if ours["mean"] < theirs["mean"] - theirs["std"]:
+    if ours["mean"] < theirs["mean"] - spread:
         return "hurts"
     return "no effect"
 
 
 def trainer_verdict(figures: dict[str, Any], dataset: dict[str, Any]) -> str:
-    """A bertclf configuration against the better Trainer configuration, by one standard deviation of the Trainer's
-    mean: beats / within one std / below; '-' where the dataset ran no Trainer."""
+    """A bertclf configuration against the better Trainer configuration, by one standard deviation (as
+    :func:`recipe_verdict`): beats / within one std / below; '-' where the dataset ran no Trainer."""
     if "trainer-default" not in dataset["configurations"]:
         return "-"
     verdict = recipe_verdict(figures, dataset["configurations"][better_trainer(dataset)], dataset["metric"])
@@ -312,7 +314,7 @@ def recipes_summary(results: dict[str, Any]) -> list[str]:
             "n/a" if figures[name] is None else trainer_verdict(figures[name], dataset)
             for name, dataset in datasets.items()) + " |")
     lines = [*against_defaults, "", "Each configuration against the better Trainer configuration of the same dataset "
-             "(beats / below: more than one standard deviation of the Trainer's mean above / below it):", "",
+             "(beats / below: more than one standard deviation above / below its mean, as above):", "",
              *against_trainer, ""]
     for name, dataset in results["datasets"].items():
         configurations = dataset["configurations"]
@@ -381,7 +383,7 @@ def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
         lines.append("")
     if suite == "recipes":
         lines += ["Each recipe's verdict against the defaults (test metric, mean of the seeds, more than one standard "
-                  "deviation of the defaults' away):", "", *recipes_summary(results)]
+                  "deviation away, the larger of the two configurations'):", "", *recipes_summary(results)]
     for name, dataset in results["datasets"].items():
         if name in sides:
             lines += dataset_section(name, dataset)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from benchmarks.datasets import LONG_TEXT_STRATEGIES, SUITES
-from benchmarks.report import write_report
+from benchmarks.report import recipe_verdict, write_report
 from benchmarks.run import configurations_of, save, summarise
 
 
@@ -181,3 +181,10 @@ def test_a_rerun_of_some_configurations_replaces_theirs_and_keeps_the_rest(tmp_p
     assert "| frozen encoder | freeze_encoder=True | 200.0 | 3 | 10.00x (other run) |" in text
     assert "- toy: the frozen encoder trains at 10.0x the defaults' samples/s, computing the features included " \
            "(the two measured in different runs)" in text
+
+
+def test_a_verdict_needs_more_than_the_larger_standard_deviation_of_the_two():
+    one_class = {"metrics": {"f1_macro": {"mean": 0.3548, "std": 0.0}}}  # every seed gave every text one class
+    assert recipe_verdict({"metrics": {"f1_macro": {"mean": 0.3562, "std": 0.0023}}}, one_class, "f1_macro") \
+        == "no effect"
+    assert recipe_verdict({"metrics": {"f1_macro": {"mean": 0.4650, "std": 0.0314}}}, one_class, "f1_macro") == "helps"
