@@ -44,10 +44,10 @@ from bertclf.modeling import (
     load_encoder_config,
     load_model,
     load_tokenizer,
-    resolve_pooling,
     save_model,
     start_at_label_priors,
     vocabulary_rows,
+    with_concrete_pooling,
 )
 from bertclf.thresholds import tune_thresholds
 from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, special_tokens, tokenize
@@ -96,7 +96,7 @@ class TextClassifier:
         if train is None:
             raise BertclfError("no training data: pass a file or DataFrame to fit() (--train on the command line)")
         # Files are recorded with the run, as on the command line, so that its parts can be rebuilt (export checks).
-        self.config = config = dataclasses.replace(self.config, pooling=resolve_pooling(self.config), **{
+        self.config = config = dataclasses.replace(with_concrete_pooling(self.config), **{
             name: str(source) if isinstance(source, (str, Path)) else None
             for name, source in (("train", train), ("val", val), ("test", test))})
         if resume:

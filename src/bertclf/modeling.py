@@ -170,6 +170,11 @@ def resolve_pooling(config: ClassifierConfig) -> str:
     return "cls"
 
 
+def with_concrete_pooling(config: ClassifierConfig) -> ClassifierConfig:
+    """``config`` with 'auto' pooling resolved: the network's shape depends on it."""
+    return config if config.pooling != "auto" else dataclasses.replace(config, pooling=resolve_pooling(config))
+
+
 def uses_native_head(config: ClassifierConfig) -> bool:
     """Whether the network is the architecture's own ``AutoModelForSequenceClassification``."""
     return config.pooling == "cls" and config.head == "linear" and config.long_text != "chunks"
@@ -400,7 +405,7 @@ def build_model(config: ClassifierConfig, classes: Sequence[Any], multilabel: bo
 
     The problem type tells ``transformers.pipeline`` to apply a sigmoid (multilabel) or a softmax to the logits.
     """
-    config = dataclasses.replace(config, pooling=resolve_pooling(config))
+    config = with_concrete_pooling(config)
     path = resolve_model_path(config.model)
     if uses_native_head(config):
         problem_type = "multi_label_classification" if multilabel else "single_label_classification"
@@ -512,6 +517,7 @@ def _load_complete(auto_class: type, directory: Path) -> PreTrainedModel:
 
 def load_model(directory: Path, config: ClassifierConfig, num_labels: int) -> nn.Module:
     """The classifier saved by :func:`save_model` in a run directory."""
+    config = with_concrete_pooling(config)  # a run directory saves it resolved; a caller may not
     if uses_native_head(config):
         model = _load_complete(AutoModelForSequenceClassification, directory)
         if model.config.num_labels != num_labels:
