@@ -261,8 +261,9 @@ SUITES: dict[str, list[DatasetSpec]] = {
                     metric="f1_micro", multilabel=True),
     ],
     # issue 20: every recipe against the defaults and the two Trainer configurations on four kinds of data (short,
-    # long, multilabel, non-English), 3 seeds, 2 epochs; slices sized so that 8 configurations x 3 seeds x 4 datasets
-    # fit in about 90 minutes on 2 cores
+    # long, multilabel, non-English), 3 seeds, 2 epochs. Whole, the suite takes about 100 minutes on 2 cores, more
+    # than a suite's hour: run it a dataset or two at a time with --only (CoLA about 6 minutes, each other dataset
+    # 20 to 40)
     "recipes": [
         # the frozen encoder's speed against a full fine-tune, 3 epochs as the issue asks, on a 4,000-text slice
         DatasetSpec("cola", "CoLA: a stratified 4,000-sentence slice of in_domain_train / in_domain_dev "
