@@ -178,6 +178,11 @@ def merge_rerun(earlier: dict[str, Any], rerun: dict[str, Any], partial_datasets
     for name, dataset in rerun["datasets"].items():
         if partial_datasets and name in earlier["datasets"]:
             before = earlier["datasets"][name]
+            # configurations side by side must have seen the same texts, seeds and settings
+            changed = [key for key in ("sizes", "seeds", "settings") if before[key] != dataset[key]]
+            if changed:
+                raise ValueError(f"{name}: the rerun's {', '.join(changed)} differ from the earlier run's; rerun all "
+                                 "of its configurations (--only without --configurations)")
             dataset = {**before, "configurations": {**before["configurations"], **dataset["configurations"]}}
         merged["datasets"][name] = dataset
         merged["skipped"].pop(name, None)

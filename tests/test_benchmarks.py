@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.datasets import LONG_TEXT_STRATEGIES, SUITES
 from benchmarks.report import recipe_verdict, write_report
 from benchmarks.run import configurations_of, save, summarise
@@ -186,6 +188,16 @@ def test_a_rerun_of_some_configurations_replaces_theirs_and_keeps_the_rest(tmp_p
     assert "| frozen encoder | freeze_encoder=True | 200.0 | 3 | 10.00x (other run) |" in text
     assert "- toy: the frozen encoder trains at 10.0x the defaults' samples/s, computing the features included " \
            "(the two measured in different runs)" in text
+
+
+def test_a_rerun_of_some_configurations_on_other_texts_or_seeds_is_refused(tmp_path):
+    recipes = {"defaults": {**figures(20.0, 0.8), "options": {}}}
+    earlier = {**suite({"toy": {**toy_dataset(recipes), "configurations": recipes}}), "suite": "recipes"}
+    rerun = {**suite({"toy": {**earlier["datasets"]["toy"], "seeds": [0, 1, 2]}}), "suite": "recipes",
+             "unfinished": []}
+    with pytest.raises(ValueError, match="toy: the rerun's seeds differ from the earlier run's"):
+        save(rerun, tmp_path / "results.json", tmp_path / "BENCHMARKS.md", rerun_of=earlier, partial_datasets=True)
+    assert not (tmp_path / "results.json").exists()
 
 
 def test_a_verdict_needs_more_than_the_larger_standard_deviation_of_the_two():
