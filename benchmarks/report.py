@@ -352,6 +352,7 @@ def suite_header(suite: str, results: dict[str, Any]) -> list[str]:
           "replace the earlier run's for " + "; ".join(f"{name} ({', '.join(configurations)})"
                                                       for name, configurations in rerun["datasets"].items())
           for rerun in results.get("reruns", [])),
+        *([f"- note: {results['note']}"] if results.get("note") else []),
         "",
     ]
 

@@ -200,6 +200,15 @@ def test_a_rerun_of_some_configurations_on_other_texts_or_seeds_is_refused(tmp_p
     assert not (tmp_path / "results.json").exists()
 
 
+def test_a_suite_note_on_where_its_figures_came_from_is_shown_under_its_header(tmp_path):
+    recipes = {"defaults": {**figures(20.0, 0.8), "options": {}}}
+    dataset = {**toy_dataset(recipes), "configurations": recipes}
+    del dataset["inference"]
+    report = tmp_path / "BENCHMARKS.md"
+    write_report({"recipes": {**suite({"toy": dataset}), "note": "other moved to recipes-more"}}, report)
+    assert "- note: other moved to recipes-more\n\n" in report.read_text()
+
+
 def test_a_verdict_needs_more_than_the_larger_standard_deviation_of_the_two():
     one_class = {"metrics": {"f1_macro": {"mean": 0.3548, "std": 0.0}}}  # every seed gave every text one class
     assert recipe_verdict({"metrics": {"f1_macro": {"mean": 0.3562, "std": 0.0023}}}, one_class, "f1_macro") \
