@@ -39,12 +39,10 @@ def keep_freed_memory() -> None:
     """On glibc, serve activation-sized tensors from the heap and keep freed memory for the next step (CPU only).
 
     By default glibc maps every allocation above a threshold (128 KB, rising to at most 32 MB) afresh and
-    unmaps it on free, so each step faults its activation memory in again, page by page, in the kernel.
-    Measured on 2 CPU cores with the default model, a training step at 256 tokens ran 1.6x faster with the heap
-    serving every allocation (at 512 tokens 1.8x). Allocations above ``HEAP_LIMIT`` still get their own mapping:
-    with none at all, the varying batch shapes of BBC News at 512 tokens fragmented the heap until the process
-    held 24 GB and was killed, where with the large tensors mapped the whole run peaked at 14.4 GB. The setting
-    is process-wide.
+    unmaps it on free, so each step faults its activation memory in again, page by page, in the kernel, time a
+    training step on the CPU spends outside the model. Allocations above ``HEAP_LIMIT`` still get their own
+    mapping: with none at all, the varying batch shapes of long texts fragment the heap until the process runs
+    out of memory. The setting is process-wide.
     """
     if not sys.platform.startswith("linux"):
         return
