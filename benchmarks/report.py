@@ -13,8 +13,14 @@ LABELS = {
 TARGETS = {"vs_default": 1.5, "vs_tuned": 1.0, "vs_pipeline": 1.5}
 FROZEN_SPEED_TARGET = 5.0  # a frozen encoder's training samples/s over a full fine-tune's
 LONG_TEXT_TIME_TARGET = 4.0  # chunked training may take at most this multiple of head truncation's time
-SUITE_ORDER = ("full", "multilabel", "wide", "long", "recipes", "recipes-more", "quick", "inference", "serve",
-               "streaming", "report")
+SUITE_ORDER = ("full", "multilabel", "wide", "long", "recipes-short", "recipes-long", "recipes-multilabel",
+               "recipes-russian", "quick", "inference", "serve", "streaming", "report")
+
+
+def suite_rank(suite: str) -> int:
+    return SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER)
+
+
 SINGLE_LABEL_SCORES = ("accuracy", "f1_macro", "mcc")
 MULTILABEL_SCORES = ("f1_micro", "f1_macro", "subset_accuracy")
 METRIC_NAMES = {"accuracy": "accuracy", "f1_macro": "macro-F1", "mcc": "MCC", "f1_micro": "micro-F1",
@@ -297,11 +303,17 @@ def recipes_section(name: str, results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def recipes_summary(results: dict[str, Any]) -> list[str]:
-    """Each recipe's verdicts across the datasets, against the defaults and against the better Trainer
-    configuration, and the frozen encoder's speed."""
-    datasets = {name: dataset for name, dataset in results["datasets"].items() if len(recipe_names(dataset)) > 2}
-    recipes = recipe_names(next(iter(datasets.values()))) if datasets else []
+def is_recipes_suite(results: dict[str, Any]) -> bool:
+    return any("defaults" in dataset["configurations"] for dataset in results["datasets"].values())
+
+
+def recipes_summary(suites: dict[str, dict[str, Any]]) -> list[str]:
+    """Each recipe's verdicts on every dataset of the recipes suites, against the defaults and against the better
+    Trainer configuration: one table across the kinds of data, which the suites split to fit an hour each."""
+    recipe_suites = [suite for suite in sorted(suites, key=suite_rank) if is_recipes_suite(suites[suite])]
+    datasets = {name: dataset for suite in recipe_suites for name, dataset in suites[suite]["datasets"].items()
+                if len(recipe_names(dataset)) > 2}
+    recipes = list(dict.fromkeys(recipe for dataset in datasets.values() for recipe in recipe_names(dataset)))
     header = ["| configuration | " + " | ".join(datasets) + " |", "|---" * (1 + len(datasets)) + "|"]
     against_defaults, against_trainer = list(header), list(header)
     for recipe in recipes:
@@ -314,9 +326,18 @@ def recipes_summary(results: dict[str, Any]) -> list[str]:
         against_trainer.append(f"| {recipe} | " + " | ".join(
             "n/a" if figures[name] is None else trainer_verdict(figures[name], dataset)
             for name, dataset in datasets.items()) + " |")
-    lines = [*against_defaults, "", "Each configuration against the better Trainer configuration of the same dataset "
-             "(beats / below: more than one standard deviation above / below its mean, as above):", "",
-             *against_trainer, ""]
+    return ["## Recipes across the datasets", "",
+            f"The recipes suites below ({', '.join(recipe_suites)}) together. Each recipe's verdict against the "
+            "defaults (test metric, mean of the seeds, more than one standard deviation away, the larger of the two "
+            "configurations'):", "",
+            *against_defaults, "", "Each configuration against the better Trainer configuration of the same dataset "
+            "(beats / below: more than one standard deviation above / below its mean, as above):", "",
+            *against_trainer, ""]
+
+
+def frozen_encoder_speeds(results: dict[str, Any]) -> list[str]:
+    """The frozen encoder's training speed over the defaults' on each dataset of a recipes suite."""
+    lines = []
     for name, dataset in results["datasets"].items():
         configurations = dataset["configurations"]
         if "frozen encoder" in configurations:
@@ -329,7 +350,7 @@ def recipes_summary(results: dict[str, Any]) -> list[str]:
                 verdict += " (the two measured in different runs)"
             lines.append(f"- {name}: the frozen encoder trains at {speed:.1f}x the defaults' samples/s, computing the "
                          f"features included{verdict}")
-    return [*lines, ""]
+    return [*lines, ""] if lines else []
 
 
 def suite_header(suite: str, results: dict[str, Any]) -> list[str]:
@@ -383,9 +404,8 @@ def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
         for name, reason in results["skipped"].items():
             lines.append(f"| {name} | skipped: {reason} | | | |")
         lines.append("")
-    if any("defaults" in dataset["configurations"] for dataset in results["datasets"].values()):  # the recipes
-        lines += ["Each recipe's verdict against the defaults (test metric, mean of the seeds, more than one standard "
-                  "deviation away, the larger of the two configurations'):", "", *recipes_summary(results)]
+    if is_recipes_suite(results):
+        lines += frozen_encoder_speeds(results)
     for name, dataset in results["datasets"].items():
         if name in sides:
             lines += dataset_section(name, dataset)
@@ -405,7 +425,11 @@ def write_report(suites: dict[str, dict[str, Any]], path: Path) -> None:
         "Do not edit by hand: run the command again. Each suite's run replaces that suite's figures only.",
         "",
     ]
-    for suite in sorted(suites, key=lambda name: SUITE_ORDER.index(name) if name in SUITE_ORDER else 99):
+    summarised = False
+    for suite in sorted(suites, key=suite_rank):
+        if is_recipes_suite(suites[suite]) and not summarised:  # the recipes suites' one table, before the first
+            lines += recipes_summary(suites)
+            summarised = True
         lines += suite_section(suite, suites[suite])
     lines += [
         "## Method",

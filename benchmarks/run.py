@@ -6,8 +6,10 @@
     python -m benchmarks.run --suite long     # long-text strategies on BBC News and fake news, at 128 tokens
     python -m benchmarks.run --suite inference    # pipeline against every runtime (torch, int8, ONNX); 20 minutes
     python -m benchmarks.run --suite wide --seeds 3     # TREC, SST-2, 20 Newsgroups and Reuters-21578, sliced
-    python -m benchmarks.run --suite recipes --seeds 3  # each recipe against the defaults and the Trainer: CoLA,
-    python -m benchmarks.run --suite recipes-more --seeds 3  # TREC, BBC News; then GoEmotions and RuTweetCorp
+    python -m benchmarks.run --suite recipes-short --seeds 3  # each recipe against the defaults and the Trainer,
+    python -m benchmarks.run --suite recipes-long --seeds 3   # on CoLA and TREC, on BBC News,
+    python -m benchmarks.run --suite recipes-multilabel --seeds 3  # on GoEmotions
+    python -m benchmarks.run --suite recipes-russian --seeds 3     # and on RuTweetCorp
 
 Every job runs in its own process (its peak RSS is read from ``wait4``) on the same machine, model and
 data, in the same run; the figures go to ``BENCHMARKS.md`` and ``benchmarks/results.json``.
@@ -213,9 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, help="Repeats per configuration (default: 1 quick, 3 full).")
     parser.add_argument("--only", help="Comma-separated dataset names of the suite to run; the suite's other datasets "
                         "keep the figures of its earlier run.")
-    parser.add_argument("--configurations", help="Suites that compare bertclf configurations (recipes, recipes-more, "
-                        "long): the comma-separated configurations to run; the others keep the figures of the suite's "
-                        "earlier run.")
+    parser.add_argument("--configurations", help="Suites that compare bertclf configurations (recipes-*, long): "
+                        "the comma-separated configurations to run; the others keep the figures of the suite's earlier "
+                        "run.")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work", help="Scratch folder.")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json")
@@ -236,8 +238,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--only names no dataset of the {args.suite} suite")
     only_configurations = set(args.configurations.split(",")) if args.configurations else None
     if only_configurations and any(spec.strategies is None for spec in specs):
-        parser.error("--configurations applies to suites that compare bertclf configurations (recipes, recipes-more, "
-                     "long)")
+        parser.error("--configurations applies to suites that compare bertclf configurations (recipes-*, long)")
     rerun_of = None
     if args.only or only_configurations:
         earlier = json.loads(args.results.read_text())["suites"] if args.results.is_file() else {}

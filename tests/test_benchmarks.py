@@ -125,18 +125,25 @@ def test_recipes_are_judged_against_the_defaults_by_one_standard_deviation(tmp_p
     dataset = {**toy_dataset(recipes), "configurations": recipes}
     del dataset["inference"]
     report = tmp_path / "BENCHMARKS.md"
-    write_report({"recipes-more": suite({"toy": dataset})}, report)  # either recipes suite gets the summary
+    other = {**dataset, "configurations": {name: {**figures(20.0, 0.80), "options": recipes[name]["options"]}
+                                           for name in recipes}}
+    write_report({"recipes-long": suite({"other": other}), "recipes-short": suite({"toy": dataset})}, report)
     text = report.read_text()
-    assert "| layer decay 0.95 | helps |" in text and "| frozen encoder | hurts |" in text
-    assert "| focal loss | no effect |" in text
+    # one table for every recipes suite, before the first of them, a column per dataset in the suites' order
+    summary = text[text.index("## Recipes across the datasets"):text.index("## Suite `recipes-short`")]
+    assert "The recipes suites below (recipes-short, recipes-long) together." in summary
+    assert "| configuration | toy | other |" in summary
+    assert "| layer decay 0.95 | helps | no effect |" in summary and "| frozen encoder | hurts | no effect |" in summary
+    assert "| focal loss | no effect | no effect |" in summary
     assert "| frozen encoder | freeze_encoder=True | 200.0 | 3 | 10.00x |" in text
     assert "- toy: the frozen encoder trains at 10.0x the defaults' samples/s, computing the features included" in text
 
 
-def test_the_recipes_are_split_into_two_suites_holding_the_four_kinds_of_data():
-    assert [spec.name for spec in SUITES["recipes"]] == ["cola", "trec", "bbc_news"]
-    assert [spec.name for spec in SUITES["recipes-more"]] == ["goemotions", "rutweetcorp"]
-    assert [spec.multilabel for spec in SUITES["recipes-more"]] == [True, False]
+def test_the_recipes_run_in_a_suite_per_kind_of_data():
+    kinds = {name: [spec.name for spec in specs] for name, specs in SUITES.items() if name.startswith("recipes")}
+    assert kinds == {"recipes-short": ["cola", "trec"], "recipes-long": ["bbc_news"],
+                     "recipes-multilabel": ["goemotions"], "recipes-russian": ["rutweetcorp"]}
+    assert SUITES["recipes-multilabel"][0].multilabel
 
 
 def test_recipes_are_also_judged_against_the_better_trainer_run_beside_them(tmp_path):
@@ -148,7 +155,7 @@ def test_recipes_are_also_judged_against_the_better_trainer_run_beside_them(tmp_
     dataset = {**toy_dataset(configurations), "configurations": configurations}
     del dataset["inference"]
     report = tmp_path / "BENCHMARKS.md"
-    write_report({"recipes": suite({"toy": dataset})}, report)
+    write_report({"recipes-short": suite({"toy": dataset})}, report)
     text = report.read_text()
     # the better Trainer is the default one, 0.79 ± 0.01: 0.81 beats it, 0.795 is within one std, 0.70 below
     assert "The better Trainer configuration here: Trainer, default (pad to max_length)." in text
@@ -157,7 +164,7 @@ def test_recipes_are_also_judged_against_the_better_trainer_run_beside_them(tmp_
     summary = text[text.index("against the better Trainer configuration of the same dataset"):]
     assert "| defaults | within one std |" in summary and "| layer decay 0.95 | beats |" in summary
     assert "| frozen encoder | below |" in summary
-    spec = next(spec for spec in SUITES["recipes"] if spec.name == "trec")
+    spec = next(spec for spec in SUITES["recipes-short"] if spec.name == "trec")
     assert list(configurations_of(spec))[:3] == ["trainer-default", "trainer-tuned", "defaults"]
 
 
@@ -205,8 +212,8 @@ def test_a_suite_note_on_where_its_figures_came_from_is_shown_under_its_header(t
     dataset = {**toy_dataset(recipes), "configurations": recipes}
     del dataset["inference"]
     report = tmp_path / "BENCHMARKS.md"
-    write_report({"recipes": {**suite({"toy": dataset}), "note": "other moved to recipes-more"}}, report)
-    assert "- note: other moved to recipes-more\n\n" in report.read_text()
+    write_report({"recipes": {**suite({"toy": dataset}), "note": "other moved to recipes-long"}}, report)
+    assert "- note: other moved to recipes-long\n\n" in report.read_text()
 
 
 def test_a_verdict_needs_more_than_the_larger_standard_deviation_of_the_two():
