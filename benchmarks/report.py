@@ -304,7 +304,7 @@ def recipes_section(name: str, results: dict[str, Any]) -> list[str]:
 
 
 def is_recipes_suite(results: dict[str, Any]) -> bool:
-    return any("defaults" in dataset["configurations"] for dataset in results["datasets"].values())
+    return any("defaults" in dataset.get("configurations", {}) for dataset in results.get("datasets", {}).values())
 
 
 def recipes_summary(suites: dict[str, dict[str, Any]]) -> list[str]:
