@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks.datasets import LONG_TEXT_STRATEGIES, SUITES
-from benchmarks.report import recipe_verdict, write_report
+from benchmarks.report import is_recipes_suite, recipe_verdict, write_report
 from benchmarks.run import configurations_of, save, summarise
 
 
@@ -144,6 +144,13 @@ def test_the_recipes_run_in_a_suite_per_kind_of_data():
     assert kinds == {"recipes-short": ["cola", "trec"], "recipes-long": ["bbc_news"],
                      "recipes-multilabel": ["goemotions"], "recipes-russian": ["rutweetcorp"]}
     assert SUITES["recipes-multilabel"][0].multilabel
+
+
+def test_only_suites_of_bertclf_configurations_against_its_defaults_are_recipes_suites():
+    assert is_recipes_suite({"datasets": {"toy": {"configurations": {"defaults": {}, "frozen encoder": {}}}}})
+    assert not is_recipes_suite({"datasets": {"toy": {"configurations": {"head": {}, "chunks-mean": {}}}}})
+    assert not is_recipes_suite({"datasets": {"toy": {"runtimes": {}}}})  # the inference suite's layout
+    assert not is_recipes_suite({"clients": 200, "runtimes": {}})  # the serve suite's: no datasets at all
 
 
 def test_recipes_are_also_judged_against_the_better_trainer_run_beside_them(tmp_path):
