@@ -16,11 +16,6 @@ LONG_TEXT_TIME_TARGET = 4.0  # chunked training may take at most this multiple o
 SUITE_ORDER = ("full", "multilabel", "wide", "long", "recipes-short", "recipes-long", "recipes-multilabel",
                "recipes-russian", "quick", "inference", "serve", "streaming", "report")
 
-
-def suite_rank(suite: str) -> int:
-    return SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER)
-
-
 SINGLE_LABEL_SCORES = ("accuracy", "f1_macro", "mcc")
 MULTILABEL_SCORES = ("f1_micro", "f1_macro", "subset_accuracy")
 METRIC_NAMES = {"accuracy": "accuracy", "f1_macro": "macro-F1", "mcc": "MCC", "f1_micro": "micro-F1",
@@ -303,15 +298,20 @@ def recipes_section(name: str, results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def compares_recipes(dataset: dict[str, Any]) -> bool:
+    """Whether a dataset's configurations are bertclf recipes against its defaults."""
+    return "defaults" in dataset.get("configurations", {})
+
+
 def is_recipes_suite(results: dict[str, Any]) -> bool:
-    return any("defaults" in dataset.get("configurations", {}) for dataset in results.get("datasets", {}).values())
+    return any(compares_recipes(dataset) for dataset in results.get("datasets", {}).values())
 
 
-def recipes_summary(suites: dict[str, dict[str, Any]]) -> list[str]:
-    """Each recipe's verdicts on every dataset of the recipes suites, against the defaults and against the better
-    Trainer configuration: one table across the kinds of data, which the suites split to fit an hour each."""
-    recipe_suites = [suite for suite in sorted(suites, key=suite_rank) if is_recipes_suite(suites[suite])]
-    datasets = {name: dataset for suite in recipe_suites for name, dataset in suites[suite]["datasets"].items()
+def recipes_summary(recipe_suites: dict[str, dict[str, Any]]) -> list[str]:
+    """Each recipe's verdicts on every dataset of the recipes suites (in report order), against the defaults and
+    against the better Trainer configuration: one table across the kinds of data, which the suites split to fit an
+    hour each."""
+    datasets = {name: dataset for results in recipe_suites.values() for name, dataset in results["datasets"].items()
                 if len(recipe_names(dataset)) > 2}
     recipes = list(dict.fromkeys(recipe for dataset in datasets.values() for recipe in recipe_names(dataset)))
     header = ["| configuration | " + " | ".join(datasets) + " |", "|---" * (1 + len(datasets)) + "|"]
@@ -409,7 +409,7 @@ def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
     for name, dataset in results["datasets"].items():
         if name in sides:
             lines += dataset_section(name, dataset)
-        elif "defaults" in dataset["configurations"]:
+        elif compares_recipes(dataset):
             lines += recipes_section(name, results)
         else:
             lines += strategies_section(name, dataset)
@@ -425,11 +425,12 @@ def write_report(suites: dict[str, dict[str, Any]], path: Path) -> None:
         "Do not edit by hand: run the command again. Each suite's run replaces that suite's figures only.",
         "",
     ]
-    summarised = False
-    for suite in sorted(suites, key=suite_rank):
-        if is_recipes_suite(suites[suite]) and not summarised:  # the recipes suites' one table, before the first
-            lines += recipes_summary(suites)
-            summarised = True
+    ordered = sorted(suites, key=lambda name: SUITE_ORDER.index(name) if name in SUITE_ORDER else 99)
+    recipe_suites = {name: suites[name] for name in ordered if is_recipes_suite(suites[name])}
+    first_recipes_suite = next(iter(recipe_suites), None)
+    for suite in ordered:
+        if suite == first_recipes_suite:  # the recipes suites' one table, before the first of them
+            lines += recipes_summary(recipe_suites)
         lines += suite_section(suite, suites[suite])
     lines += [
         "## Method",
