@@ -1,8 +1,8 @@
 import numpy as np
 
-from bertclf.baseline import tfidf_baseline
 from bertclf.config import ClassifierConfig
 from bertclf.data import encode_labels, load_examples
+from bertclf.reporting.baseline import tfidf_baseline
 from tests.conftest import make_multilabel_texts, make_texts
 
 

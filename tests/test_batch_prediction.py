@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bertclf.batch_prediction import BatchPredictor
 from bertclf.cli import main
+from bertclf.integrations.ray import BatchPredictor
 from tests.conftest import make_multilabel_texts, make_texts
 
 ray = pytest.importorskip("ray")

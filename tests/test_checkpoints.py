@@ -6,11 +6,11 @@ import torch
 from accelerate import Accelerator
 
 from bertclf.batching import EncodedTexts
-from bertclf.checkpoints import Checkpoints, fingerprint
 from bertclf.config import ClassifierConfig
 from bertclf.errors import BertclfError
 from bertclf.modeling import build_model
-from bertclf.trainer import TrainState, train
+from bertclf.training.checkpoints import Checkpoints, fingerprint
+from bertclf.training.loop import TrainState, train
 from tests.test_trainer import toy_set
 
 

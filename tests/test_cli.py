@@ -636,7 +636,7 @@ def test_a_full_standard_output_is_one_line(shared_run, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
 def test_streaming_keeps_order_and_every_column_across_parts(shared_run, tmp_path, capsys, monkeypatch, suffix):
-    from bertclf import streaming
+    from bertclf import prediction as streaming
 
     frame = make_texts(50, seed=4)
     frame.insert(0, "id", range(50))
@@ -659,7 +659,7 @@ def test_streaming_keeps_order_and_every_column_across_parts(shared_run, tmp_pat
 
 
 def test_an_interrupted_stream_leaves_no_output(shared_run, tmp_path, capsys, monkeypatch):
-    from bertclf import streaming
+    from bertclf import prediction as streaming
 
     make_texts(50, seed=4).to_csv(tmp_path / "new.csv", index=False)
     monkeypatch.setattr(streaming, "PART_ROWS", 10)
@@ -680,7 +680,7 @@ def test_an_interrupted_stream_leaves_no_output(shared_run, tmp_path, capsys, mo
 
 
 def test_a_bad_row_in_a_later_part_is_named_by_its_row_in_the_file(shared_run, tmp_path, capsys, monkeypatch):
-    from bertclf import streaming
+    from bertclf import prediction as streaming
 
     (tmp_path / "new.jsonl").write_text("".join(json.dumps({"text": f"text {i}" if i != 23 else 5}) + "\n"
                                                 for i in range(30)))

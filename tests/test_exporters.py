@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bertclf import BertclfError, TextClassifier
-from bertclf import exporters as exporters_module
+from bertclf.inference import export as exporters_module
 from bertclf.inference import model_runtime
 from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
 

@@ -2,7 +2,13 @@ import pytest
 from transformers import AutoTokenizer
 
 from bertclf.data import Examples
-from bertclf.inspection import DataInspection, format_inspection, inspect_data, summarize_part, vocabulary_coverage
+from bertclf.reporting.inspection import (
+    DataInspection,
+    format_inspection,
+    inspect_data,
+    summarize_part,
+    vocabulary_coverage,
+)
 
 ENGLISH = ["the match ended with a late goal from the young striker",
            "new phones ship with faster chips and better cameras this year",

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from bertclf import BertclfError, TextClassifier, rundir
-from bertclf.report import Evaluation, calibration, load_inputs, mistakes, rebuild
+from bertclf.reporting.page import Evaluation, calibration, load_inputs, mistakes, rebuild
 from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
 
 EVERY_RUN = ("run", "data", "learning-curves", "test-metrics", "confusion-matrix", "pr-roc", "calibration", "mistakes",

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bertclf import TextClassifier
-from bertclf.server import ServeSettings, create_app
+from bertclf.serving.app import ServeSettings, create_app
 from tests.conftest import make_multilabel_texts, make_texts
 
 SETTINGS = ServeSettings(max_texts_per_request=4, max_text_chars=200, max_body_bytes=2000, max_concurrent_requests=8)

@@ -3,7 +3,7 @@ import importlib.util
 import pytest
 
 from bertclf import BertclfError, ClassifierConfig, TextClassifier, rundir
-from bertclf import tracking as tracking_module
+from bertclf.training import tracking as tracking_module
 
 
 def test_tensorboard_receives_the_options_the_training_log_every_evaluation_and_the_test_metrics(

@@ -7,12 +7,12 @@ import torch
 from accelerate import Accelerator
 
 from bertclf.batching import EncodedTexts, PadBatch
-from bertclf.checkpoints import Checkpoints, fingerprint
 from bertclf.config import ClassifierConfig
 from bertclf.errors import Interrupted
 from bertclf.inference import Predictor, TorchRuntime
 from bertclf.modeling import build_model
-from bertclf.trainer import (
+from bertclf.training.checkpoints import Checkpoints, fingerprint
+from bertclf.training.loop import (
     TrainState,
     class_weights,
     is_better,

@@ -15,10 +15,8 @@ import pandas as pd
 import torch
 from accelerate.utils import set_seed
 
-from bertclf import __version__, report, rundir, trainer
-from bertclf.baseline import tfidf_baseline
+from bertclf import __version__, rundir
 from bertclf.batching import EncodedTexts
-from bertclf.checkpoints import Checkpoints, fingerprint
 from bertclf.config import RUNTIMES, TASK_METRICS, ClassifierConfig
 from bertclf.data import DataSource, encode_labels, join_texts, load_examples, make_splits, training_classes
 from bertclf.errors import BertclfError
@@ -32,9 +30,7 @@ from bertclf.inference import (
     resolve_precision,
     resolve_runtime,
 )
-from bertclf.inspection import DataInspection, inspect_data
 from bertclf.metrics import classification_metrics, multilabel_metrics
-from bertclf.model_card import write_model_card
 from bertclf.modeling import (
     CachedFeatures,
     EncoderFeatures,
@@ -49,10 +45,16 @@ from bertclf.modeling import (
     vocabulary_rows,
     with_concrete_pooling,
 )
+from bertclf.reporting import page as report
+from bertclf.reporting.baseline import tfidf_baseline
+from bertclf.reporting.inspection import DataInspection, inspect_data
+from bertclf.reporting.model_card import write_model_card
 from bertclf.thresholds import tune_thresholds
 from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, special_tokens, tokenize
-from bertclf.tracking import Tracking
-from bertclf.trainer import TrainState, class_weights, loss_function
+from bertclf.training import loop as trainer
+from bertclf.training.checkpoints import Checkpoints, fingerprint
+from bertclf.training.loop import TrainState, class_weights, loss_function
+from bertclf.training.tracking import Tracking
 
 log = logging.getLogger("bertclf")
 
@@ -76,7 +78,7 @@ class TextClassifier:
         self.tokenizer_ = None
         self.metrics_: dict[str, Any] = {}
         self.train_state_: TrainState | None = None  # the training loop's record: history, best step, cost
-        # What the run's report shows beside the metrics (see bertclf.report); set by fit, not by load.
+        # What the run's report shows beside the metrics (see bertclf.reporting); set by fit, not by load.
         self.inspection_: DataInspection | None = None
         self.evaluation_: report.Evaluation | None = None  # the test part's predictions
         self.baseline_: dict[str, Any] | None = None  # the TF-IDF baseline's test scores
@@ -410,7 +412,7 @@ class TextClassifier:
                overwrite: bool = False) -> dict[str, Any]:
         """Write an ONNX export (see :mod:`bertclf.exporters`) after checking it against this model; returns the
         check's figures."""
-        from bertclf.exporters import export_classifier
+        from bertclf.inference.export import export_classifier
 
         self._check_fitted()
         if self.model_ is None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from bertclf import __version__
 from bertclf.config import RUNTIMES, ClassifierConfig, ServeSettings, base_type, default_text, read_config_file
 from bertclf.errors import BertclfError, Interrupted
+from bertclf.processes import is_main_process, world_size
 
 if TYPE_CHECKING:  # the heavy modules (torch, transformers, pandas) are imported when a command runs, not for --help
     from bertclf.classifier import TextClassifier
@@ -255,7 +256,7 @@ def run_train(config: ClassifierConfig, resume: Path | None = None) -> TextClass
     from bertclf.metrics import format_report, format_seed_summary
     from bertclf.modeling import weights_size
 
-    if config.output is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if config.output is None and world_size() > 1:
         raise BertclfError("several processes need --output: each would name its own default run directory")
     output = Path(config.output or f"runs/{time.strftime('%Y%m%d-%H%M%S')}")
     config = dataclasses.replace(config, output=str(output))  # recorded, so that a resumed run saves to it too
@@ -281,11 +282,6 @@ def run_train(config: ClassifierConfig, resume: Path | None = None) -> TextClass
     return classifier
 
 
-def is_main_process() -> bool:
-    """False in all but the first process of a run launched by torchrun or accelerate launch (they set RANK)."""
-    return os.environ.get("RANK", "0") == "0"
-
-
 def resumed_config(args: argparse.Namespace) -> tuple[ClassifierConfig, Path]:
     """The options of the interrupted run in ``--resume``, with those given now on top (checked in ``fit``)."""
     from bertclf import rundir
@@ -308,8 +304,8 @@ def run_demo(config: ClassifierConfig) -> None:
 
 def run_inspect(config: ClassifierConfig, files: Sequence[str]) -> None:
     from bertclf.data import load_examples
-    from bertclf.inspection import format_inspection, inspect_data
     from bertclf.modeling import load_tokenizer
+    from bertclf.reporting.inspection import format_inspection, inspect_data
 
     parts = [load_examples(path, config) for path in files]
     multilabel = {part.multilabel for part in parts}
@@ -322,7 +318,7 @@ def run_inspect(config: ClassifierConfig, files: Sequence[str]) -> None:
 
 
 def run_report(args: argparse.Namespace) -> None:
-    from bertclf import report
+    from bertclf.reporting import page as report
 
     emit(f"report written to {report.rebuild(Path(args.run), load_for_data(args), args.data)}\n")
 
@@ -359,8 +355,8 @@ def run_predict(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from bertclf.data import DELIMITED_SUFFIXES, TableWriter, check_output_extension, count_rows, iter_table, join_texts
+    from bertclf.prediction import PART_ROWS, predict_parts
     from bertclf.rundir import check_output_file
-    from bertclf.streaming import PART_ROWS, predict_parts
 
     output = None if args.output == "-" else Path(args.output)
     if output is not None:
@@ -404,7 +400,7 @@ def run_serve(args: argparse.Namespace) -> None:
     try:
         import uvicorn
 
-        from bertclf.server import create_app
+        from bertclf.serving.app import create_app
     except ImportError:
         raise BertclfError("serving needs FastAPI and uvicorn: pip install 'bertclf[serve]'") from None
     from bertclf.classifier import TextClassifier
@@ -438,7 +434,7 @@ def check_can_listen(host: str, port: int) -> None:
 
 def run_export(args: argparse.Namespace) -> None:
     from bertclf.classifier import TextClassifier
-    from bertclf.exporters import describe_fusion, raise_if_unavailable
+    from bertclf.inference.export import describe_fusion, raise_if_unavailable
     from bertclf.rundir import check_output_directory
 
     raise_if_unavailable()

@@ -16,3 +16,9 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(signal_number if checkpoint is None else
                          f"training stopped by signal {signal_number}; its checkpoint is in {checkpoint}")
         self.signal_number, self.checkpoint = signal_number, checkpoint
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none: a library's error inside ours."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

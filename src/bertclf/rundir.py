@@ -35,8 +35,8 @@ CHECKPOINTS_DIR = "checkpoints"
 BEST_DIR = "best"
 BEST_WEIGHTS = "model.safetensors"
 TRAIN_STATE_FILE = "train_state.json"
-# The run's HTML report, and what it is drawn from besides metrics.json (see bertclf.report): the data check, the test
-# part's predictions and the TF-IDF baseline's scores.
+# The run's HTML report, and what it is drawn from besides metrics.json (see bertclf.reporting): the data check, the
+# test part's predictions and the TF-IDF baseline's scores.
 REPORT_FILE = "report.html"
 INSPECTION_FILE = "data.json"
 TEST_PREDICTIONS_FILE = "test_predictions.parquet"

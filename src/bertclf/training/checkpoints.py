@@ -1,7 +1,7 @@
 """Checkpoints of a run in training, so that a killed or interrupted run continues where it stopped.
 
 A checkpoint is accelerate's saved state (weights, optimizer, scheduler, grad scaler, every process's random
-states) plus the loop's :class:`~bertclf.trainer.TrainState` as JSON. It is written under a temporary name and
+states) plus the loop's :class:`~bertclf.training.loop.TrainState` as JSON. It is written under a temporary name and
 renamed once whole, so a kill in the middle of a write leaves the previous checkpoint as the latest. The run's
 staging directory (file names in :mod:`bertclf.rundir`) keeps the last ``save_total_limit`` checkpoints, the
 best weights so far and the options the run started with.

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import signal
 import threading
 import time
@@ -30,12 +29,13 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from bertclf.batching import EncodedTexts, split_batch, train_loader
-from bertclf.checkpoints import Checkpoints
 from bertclf.config import ClassifierConfig
+from bertclf.device import keep_freed_memory, resolve_precision
 from bertclf.errors import Interrupted
-from bertclf.inference import keep_freed_memory, resolve_precision
 from bertclf.modeling import encoder_depths, head_parameter_names
-from bertclf.tracking import Tracking
+from bertclf.processes import world_size
+from bertclf.training.checkpoints import Checkpoints
+from bertclf.training.tracking import Tracking
 
 log = logging.getLogger("bertclf")
 
@@ -256,7 +256,7 @@ class StopRequest:
 def _several_cpu_processes() -> bool:
     """Launched as several processes (torchrun sets WORLD_SIZE) on a machine without a GPU: accelerate joins them
     (gloo) only when told that they run on the CPU."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+    return world_size() > 1 and not torch.cuda.is_available()
 
 
 def train_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: Any, scheduler: Any,

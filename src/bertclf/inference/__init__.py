@@ -12,9 +12,7 @@ input order.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,41 +25,11 @@ from torch import nn
 
 from bertclf import rundir
 from bertclf.batching import window_parts
+from bertclf.device import keep_freed_memory, resolve_precision
 from bertclf.errors import BertclfError
 from bertclf.thresholds import decide
 
 ONNX_EXTRA = "pip install 'bertclf[onnx]'"
-HEAP_LIMIT = 32 << 20  # bytes: glibc's largest dynamic mmap threshold; bigger tensors are mapped and unmapped
-
-
-@functools.cache
-def keep_freed_memory() -> None:
-    """On glibc, serve activation-sized tensors from the heap and keep freed memory for the next step (CPU only).
-
-    By default glibc maps every allocation above a threshold (128 KB, rising to at most 32 MB) afresh and
-    unmaps it on free, so each step faults its activation memory in again, page by page, in the kernel, time a
-    training step on the CPU spends outside the model. Allocations above ``HEAP_LIMIT`` still get their own
-    mapping: with none at all, the varying batch shapes of long texts fragment the heap until the process runs
-    out of memory. The setting is process-wide.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # another C library (e.g. musl): leave it alone
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameter numbers from glibc's malloc.h
-    libc.mallopt(m_mmap_threshold, HEAP_LIMIT)
-    libc.mallopt(m_trim_threshold, 1 << 30)
-
-
-def resolve_precision(setting: str) -> str:
-    """'auto' means bf16 on a GPU that has it, fp16 on an older GPU, full precision on the CPU."""
-    if setting != "auto":
-        return setting
-    if not torch.cuda.is_available():
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 class Runtime(Protocol):
@@ -398,7 +366,7 @@ def export_runtime(directory: Path, export: dict[str, Any], name: str, tokenizer
     """An ONNX runtime on the graphs of an export directory (int8 copies made on the fly if asked for)."""
     graph, head = rundir.onnx_graphs(directory, export)
     if name == "onnx-int8" and export.get("quantize") != "int8":
-        from bertclf.exporters import quantize_graphs
+        from bertclf.inference.export import quantize_graphs
 
         graph, head = quantize_graphs(graph, head, _scratch_folder(), tokenizer)
     return OnnxRuntime(graph, head, name, threads)
@@ -414,7 +382,7 @@ def model_runtime(model: nn.Module, name: str, tokenizer: Any, precision: str = 
         return TorchRuntime(model.to("cuda" if torch.cuda.is_available() else "cpu"), resolve_precision(precision))
     if name == "torch-int8":
         return TorchRuntime(quantize_linear_layers(model, tokenizer), name=name)
-    from bertclf.exporters import export_graphs
+    from bertclf.inference.export import export_graphs
 
     graph, head, _ = export_graphs(model, _scratch_folder(), tokenizer if name == "onnx-int8" else None)
     return OnnxRuntime(graph, head, name, threads)

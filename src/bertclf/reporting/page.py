@@ -28,7 +28,7 @@ import pandas as pd
 
 from bertclf import __version__, rundir
 from bertclf.errors import BertclfError
-from bertclf.inspection import DataInspection
+from bertclf.reporting.inspection import DataInspection
 from bertclf.thresholds import CANDIDATES, decide
 
 MISTAKES_SHOWN = 20
@@ -491,9 +491,9 @@ def rebuild(run: Path, classifier: Any, data: str | None = None) -> Path:
 
 
 def _baseline_for(run: Path, classifier: Any, evaluation: Evaluation) -> dict[str, Any] | None:
-    from bertclf.baseline import tfidf_baseline
     from bertclf.config import ClassifierConfig
     from bertclf.data import encode_labels, make_splits
+    from bertclf.reporting.baseline import tfidf_baseline
 
     config = ClassifierConfig.from_file(run / rundir.CONFIG_FILE)  # the training file's columns, not the new file's
     if not config.train or not Path(config.train).is_file():

@@ -1,0 +1,1 @@
+"""bertclf inside other frameworks: Ray Data (``ray``)."""

@@ -1,0 +1,1 @@
+"""``bertclf serve``: the REST server (needs the ``serve`` extra)."""
