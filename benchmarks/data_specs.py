@@ -1,7 +1,9 @@
-"""The benchmark datasets: where each lives under the shared folder and how it is split.
+"""The benchmark datasets: where each lives under the shared folder, how it is split, which suite runs it and which
+configurations it compares.
 
 Every configuration of a run reads the same train/val/test files, written once per dataset by
-:func:`prepare`, so the Trainer baselines and bertclf see identical texts.
+:func:`prepare`, so the Trainer baselines and bertclf see identical texts. (Named ``data_specs`` rather than
+``datasets`` so that it never shadows Hugging Face's ``datasets`` package.)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 SPLIT_SEED = 0  # the data split is fixed; the training seed varies between repeats
+SIDES = ("trainer-default", "trainer-tuned", "bertclf")  # what a suite of bertclf against the Trainer compares
 
 
 @dataclass
@@ -291,7 +294,7 @@ SUITES: dict[str, list[DatasetSpec]] = {
                     ("rutweetcorp/valid.csv", "rutweetcorp/test.csv"), rutweetcorp(900, 500), {"epochs": 2},
                     strategies=RECIPES, trainer_baselines=True),
     ],
-    # issue text: `pipeline` against every runtime (see benchmarks/inference.py). One model per dataset, 1 epoch
+    # issue text: `pipeline` against every runtime (see benchmarks/suites/runtimes.py). One model per dataset, 1 epoch
     # (RuTweetCorp and CoLA 2: after one, their models gave nearly every test text one class), on slices: training,
     # two exports and five timed runtimes per dataset take about 25 minutes in all on 2 cores
     "inference": [
@@ -329,3 +332,12 @@ def prepare(spec: DatasetSpec, root: Path, directory: Path) -> dict[str, Path]:
         paths[part] = directory / f"{part}.csv"
         frame.to_csv(paths[part], index=False)
     return paths
+
+
+def configurations_of(spec: DatasetSpec) -> dict[str, dict]:
+    """Name -> (side, bertclf options) of every configuration the dataset runs."""
+    if spec.strategies:
+        trainers = {side: {"side": side, "bertclf_options": {}} for side in SIDES[:2] if spec.trainer_baselines}
+        return {**trainers, **{name: {"side": "bertclf", "bertclf_options": {**spec.bertclf_options, **options}}
+                               for name, options in spec.strategies.items()}}
+    return {side: {"side": side, "bertclf_options": spec.bertclf_options} for side in SIDES}

@@ -34,20 +34,21 @@ from transformers import (
 from benchmarks.scoring import multilabel_scores, single_label_scores
 
 
-def train_and_test(variant: str, paths: dict[str, Path], model_path: str, settings: dict[str, Any],
-                   work_dir: Path, bf16: bool) -> dict[str, Any]:
-    """Train one Trainer baseline and score it on the test part; returns timings, token counts and metrics."""
+def read_parts(paths: dict[str, Path], multilabel: bool) -> tuple[dict[str, pd.DataFrame], list]:
+    """The train/val/test frames and the sorted classes of the training part."""
     frames = {part: pd.read_csv(path) for part, path in paths.items()}
-    multilabel = settings["multilabel"]
     if multilabel:  # as run_classification.py does it: multi-hot float vectors and a 0.5 decision threshold
         for frame in frames.values():
             frame["label"] = [json.loads(cell) for cell in frame["label"]]
-        classes = sorted({label for labels in frames["train"]["label"] for label in labels})
-    else:
-        classes = sorted(frames["train"]["label"].unique().tolist())
+        return frames, sorted({label for labels in frames["train"]["label"] for label in labels})
+    return frames, sorted(frames["train"]["label"].unique().tolist())
+
+
+def encode(frames: dict[str, pd.DataFrame], tokenizer: Any, classes: list, multilabel: bool, max_length: int,
+           pad: bool) -> dict[str, Dataset]:
+    """Each part tokenized (padded to ``max_length`` when ``pad``), with a ``labels`` column of ids or multi-hot
+    vectors."""
     label_ids = {label: index for index, label in enumerate(classes)}
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    pad = variant == "default"
 
     def encode_label(label: Any) -> int | list[float]:
         if not multilabel:
@@ -58,30 +59,30 @@ def train_and_test(variant: str, paths: dict[str, Path], model_path: str, settin
         return vector
 
     def tokenize(batch: dict[str, list]) -> dict[str, list]:
-        encoded = tokenizer(batch["text"], truncation=True, max_length=settings["max_length"],
+        encoded = tokenizer(batch["text"], truncation=True, max_length=max_length,
                             padding="max_length" if pad else False)
         # a new column: written over "label", integer ids would keep a string label column's type
         encoded["labels"] = [encode_label(label) for label in batch["label"]]
         return encoded
 
-    datasets = {part: Dataset.from_pandas(frame[["text", "label"]]).map(tokenize, batched=True,
-                                                                           remove_columns=["text", "label"])
-                for part, frame in frames.items()}
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_path, num_labels=len(classes), id2label=dict(enumerate(map(str, classes))),
-        label2id={str(label): index for index, label in enumerate(classes)},
-        problem_type="multi_label_classification" if multilabel else "single_label_classification",
-    )
+    return {part: Dataset.from_pandas(frame[["text", "label"]]).map(tokenize, batched=True,
+                                                                       remove_columns=["text", "label"])
+            for part, frame in frames.items()}
 
+
+def scorer(multilabel: bool):
+    """Logits and label ids -> the test scores every side is judged by."""
     def score(logits: np.ndarray, label_ids: np.ndarray) -> dict[str, float]:
         if multilabel:  # a positive logit is a sigmoid above 0.5
             return multilabel_scores(label_ids.astype(int), (logits > 0).astype(int))
         return single_label_scores(label_ids, logits.argmax(axis=-1))
 
-    def compute_metrics(prediction) -> dict[str, float]:
-        return score(prediction.predictions, prediction.label_ids)
+    return score
 
-    args = TrainingArguments(
+
+def training_arguments(settings: dict[str, Any], work_dir: Path, pad: bool, bf16: bool) -> TrainingArguments:
+    """bertclf's settings in the Trainer's terms: validation and a checkpoint every epoch, the best one kept."""
+    return TrainingArguments(
         output_dir=str(work_dir),
         per_device_train_batch_size=settings["batch_size"],
         per_device_eval_batch_size=settings["eval_batch_size"],
@@ -103,11 +104,27 @@ def train_and_test(variant: str, paths: dict[str, Path], model_path: str, settin
         report_to="none",
         disable_tqdm=True,
     )
+
+
+def train_and_test(variant: str, paths: dict[str, Path], model_path: str, settings: dict[str, Any],
+                   work_dir: Path, bf16: bool) -> dict[str, Any]:
+    """Train one Trainer baseline and score it on the test part; returns timings, token counts and metrics."""
+    multilabel = settings["multilabel"]
+    pad = variant == "default"
+    frames, classes = read_parts(paths, multilabel)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    datasets = encode(frames, tokenizer, classes, multilabel, settings["max_length"], pad)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_path, num_labels=len(classes), id2label=dict(enumerate(map(str, classes))),
+        label2id={str(label): index for index, label in enumerate(classes)},
+        problem_type="multi_label_classification" if multilabel else "single_label_classification",
+    )
+    score = scorer(multilabel)
     trainer = Trainer(
-        model=model, args=args, train_dataset=datasets["train"], eval_dataset=datasets["val"],
-        processing_class=tokenizer,
+        model=model, args=training_arguments(settings, work_dir, pad, bf16), train_dataset=datasets["train"],
+        eval_dataset=datasets["val"], processing_class=tokenizer,
         data_collator=default_data_collator if pad else DataCollatorWithPadding(tokenizer),
-        compute_metrics=compute_metrics,
+        compute_metrics=lambda prediction: score(prediction.predictions, prediction.label_ids),
     )
     started = time.perf_counter()
     trainer.train()

@@ -22,3 +22,11 @@ def multilabel_scores(labels: np.ndarray, decisions: np.ndarray) -> dict[str, fl
         "f1_macro": float(f1_score(labels, decisions, average="macro", zero_division=0)),
         "subset_accuracy": float(accuracy_score(labels, decisions)),
     }
+
+
+def label_matrix(label_sets: list, classes: list) -> np.ndarray:
+    """0/1 matrix (texts x classes) of label lists."""
+    matrix = np.zeros((len(label_sets), len(classes)), dtype=int)
+    for row, labels in enumerate(label_sets):
+        matrix[row, [classes.index(label) for label in labels]] = 1
+    return matrix

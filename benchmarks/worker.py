@@ -1,9 +1,10 @@
 """One measured job, run in its own process so that its peak memory is its own.
 
 ``python -m benchmarks.worker JOB.json`` reads the job, runs it and writes the result next to it
-(``JOB.result.json``). Jobs: train one side (``trainer-default``, ``trainer-tuned``, ``bertclf``) and score it
-on the test part, or time inference of a saved bertclf run against ``transformers.pipeline``; the ``inference``
-suite's jobs (``serve-train``, ``serve-time``) live in :mod:`benchmarks.inference`.
+(``JOB.result.json``); :func:`benchmarks.jobs.run_job` starts it. Jobs of the training suites: train one side
+(``trainer-default``, ``trainer-tuned``, ``bertclf``) and score it on the test part, or time inference of a saved
+bertclf run against ``transformers.pipeline``; the runtimes suite's jobs (``serve-train``, ``serve-time``) live in
+:mod:`benchmarks.suites.runtimes`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.scoring import multilabel_scores, single_label_scores
+from benchmarks.scoring import label_matrix, multilabel_scores, single_label_scores
 
 
 def train_bertclf(paths: dict[str, Path], settings: dict[str, Any], save_to: Path, bf16: bool) -> dict[str, Any]:
@@ -53,14 +54,6 @@ def train_bertclf(paths: dict[str, Path], settings: dict[str, Any], save_to: Pat
         "predict_texts_per_s": len(test) / predict_seconds,
         "metrics": metrics,
     }
-
-
-def label_matrix(label_sets: list, classes: list) -> np.ndarray:
-    """0/1 matrix (texts x classes) of label lists."""
-    matrix = np.zeros((len(label_sets), len(classes)), dtype=int)
-    for row, labels in enumerate(label_sets):
-        matrix[row, [classes.index(label) for label in labels]] = 1
-    return matrix
 
 
 def time_inference(run_dir: Path, test_path: Path, batch_size: int, bf16: bool) -> dict[str, Any]:
@@ -108,8 +101,8 @@ def main(job_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     paths = {part: Path(path) for part, path in job["paths"].items()}
     bf16 = job["bf16"]
-    if job["kind"] in ("serve-train", "serve-time"):  # the inference suite's jobs
-        from benchmarks.inference import run_worker_job
+    if job["kind"] in ("serve-train", "serve-time"):  # the runtimes suite's jobs
+        from benchmarks.suites.runtimes import run_worker_job
 
         result = run_worker_job(job)
     elif job["kind"] == "inference":

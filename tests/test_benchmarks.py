@@ -1,14 +1,30 @@
-"""The benchmark harness's bookkeeping: summaries over seeds, configurations and the rendered report."""
+"""The benchmark harness's bookkeeping: summaries over seeds, configurations, the results file and the rendered
+report, and the shape of the harness itself (no import cycles, a renderer that needs no suite). None of it imports
+torch, transformers or bertclf."""
 
 from __future__ import annotations
 
+import ast
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from benchmarks.datasets import LONG_TEXT_STRATEGIES, SUITES
-from benchmarks.report import is_recipes_suite, recipe_verdict, write_report
-from benchmarks.run import configurations_of, save, summarise
+from benchmarks.data_specs import LONG_TEXT_STRATEGIES, SUITES, configurations_of
+from benchmarks.markdown import is_recipes_suite, recipe_verdict, render, report_page_section, write_report
+from benchmarks.results import REPORT, RESULTS, load_results, merge_rerun, save_suite
+from benchmarks.suites.training import summarise
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def save(results: dict, results_path: Path, report_path: Path, rerun_of: dict | None = None,
+         partial_datasets: bool = False) -> None:
+    """What ``benchmarks.run`` does after every dataset: merge a partial rerun, save the suite, render the report."""
+    figures = results if rerun_of is None else merge_rerun(rerun_of, results, partial_datasets)
+    write_report(save_suite(results["suite"], figures, results_path), report_path)
 
 
 def figures(samples_per_s: float, accuracy: float, **extra: float) -> dict:
@@ -140,10 +156,15 @@ def test_recipes_are_judged_against_the_defaults_by_one_standard_deviation(tmp_p
 
 
 def test_the_recipes_run_in_a_suite_per_kind_of_data():
-    kinds = {name: [spec.name for spec in specs] for name, specs in SUITES.items() if name.startswith("recipes")}
-    assert kinds == {"recipes-short": ["cola", "trec"], "recipes-long": ["bbc_news"],
-                     "recipes-multilabel": ["goemotions"], "recipes-russian": ["rutweetcorp"]}
-    assert SUITES["recipes-multilabel"][0].multilabel
+    recipes_suites = {name: specs for name, specs in SUITES.items() if name.startswith("recipes")}
+    assert len(recipes_suites) > 1
+    seen: list[str] = []
+    for name, specs in recipes_suites.items():
+        assert specs and all("defaults" in (spec.strategies or {}) for spec in specs)  # recipes against the defaults
+        # one kind of data per suite: the multilabel suite's datasets are all multilabel, the others' none
+        assert {spec.multilabel for spec in specs} == {name == "recipes-multilabel"}
+        seen += [spec.name for spec in specs]
+    assert len(seen) == len(set(seen))  # each dataset in one recipes suite only
 
 
 def test_only_suites_of_bertclf_configurations_against_its_defaults_are_recipes_suites():
@@ -228,3 +249,86 @@ def test_a_verdict_needs_more_than_the_larger_standard_deviation_of_the_two():
     assert recipe_verdict({"metrics": {"f1_macro": {"mean": 0.3562, "std": 0.0023}}}, one_class, "f1_macro") \
         == "no effect"
     assert recipe_verdict({"metrics": {"f1_macro": {"mean": 0.4650, "std": 0.0314}}}, one_class, "f1_macro") == "helps"
+
+
+def test_a_report_page_run_timed_by_bertclf_renders_as_one_timed_by_the_benchmark():
+    host = {"cpu": "test cpu", "cores": 2, "bertclf": "0"}
+    page = {"sections": ["run"], "all_sections": True, "images": 6, "baseline_row": True, "bytes": 4096}
+    run = {"description": "toy", "wall_seconds": 100.0, "train_seconds": 90.0, "report_share": 0.0278, "page": page}
+    by_bertclf = {"inspect_data": 0.34, "tfidf_baseline": 1.92, "write_report": 1.27}  # metrics.json's report_seconds
+    by_the_benchmark = {"inspect_data": 0.34, "tfidf_baseline": 1.92, "save_inputs": 0.02, "write_report": 1.25}
+    lines = [report_page_section({"command": "c", "minutes": 2.0, "date": "d", "machine": host, "inspect": {},
+                                  "runs": {"bbc_news": {**run, "report_seconds": seconds}}})
+             for seconds in (by_bertclf, by_the_benchmark)]
+    assert lines[0] == lines[1]
+    assert "| 0.34 | 1.92 | 1.27 | 2.8% (met) |" in "\n".join(lines[0])
+
+
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(BENCHMARKS.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+def benchmark_imports(path: Path) -> set[str]:
+    """The benchmarks modules a file imports, at the top or inside functions alike."""
+    modules = {module_name(source) for source in BENCHMARKS.rglob("*.py")}
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return {name for name in found if name in modules and name != module_name(path)}
+
+
+def test_the_benchmarks_have_no_import_cycles_and_nothing_imports_the_driver():
+    graph = {module_name(path): benchmark_imports(path) for path in BENCHMARKS.rglob("*.py")}
+    assert "benchmarks.suites.runtimes" in graph and "benchmarks.markdown" in graph
+
+    def cycle_from(start: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        for imported in sorted(graph[start]):
+            if imported in path:
+                return (*path[path.index(imported):], imported)
+            found = cycle_from(imported, (*path, imported))
+            if found:
+                return found
+        return None
+
+    cycles = [cycle for module in graph if (cycle := cycle_from(module, (module,)))]
+    assert not cycles, f"import cycle: {' -> '.join(cycles[0])}"
+    assert not [module for module, imported in graph.items() if "benchmarks.run" in imported]
+
+
+def test_the_markdown_renderer_needs_no_suite_and_no_library():
+    imported = benchmark_imports(BENCHMARKS / "markdown.py")
+    assert imported <= {"benchmarks.results", "benchmarks.runtime_timing"}
+    script = ("import json, sys; from benchmarks.markdown import render; "
+              f"render(json.loads(open({str(RESULTS)!r}).read())['suites']); "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'bertclf') "
+              "or m.startswith('benchmarks.suites') "
+              "or m in ('benchmarks.run', 'benchmarks.worker', 'benchmarks.jobs', 'benchmarks.hf_trainer')))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=BENCHMARKS.parent)
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_benchmarks_md_is_the_rendering_of_results_json():
+    assert render(load_results(RESULTS)) == REPORT.read_text()
+
+
+def test_the_bookkeeping_imports_neither_torch_nor_bertclf():
+    script = ("import sys; import benchmarks.results, benchmarks.data_specs, benchmarks.markdown, "
+              "benchmarks.suites.training, benchmarks.suites.serving, benchmarks.suites.file_prediction, "
+              "benchmarks.suites.report_page, benchmarks.suites.runtimes; "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'bertclf')))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=BENCHMARKS.parent)
+    assert loaded.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("path", ["run.py", "suites/serving.py", "suites/file_prediction.py",
+                                  "suites/report_page.py"])
+def test_every_entry_point_saves_its_suite_and_rewrites_benchmarks_md(path):
+    tree = ast.parse((BENCHMARKS / path).read_text())
+    main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main")
+    called = {node.func.id for node in ast.walk(main) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    assert {"save_suite", "write_report"} <= called

@@ -1,11 +1,11 @@
 """Peak memory of ``bertclf predict`` on a small and a large file: streaming must keep it flat.
 
-``python -m benchmarks.streaming [--large 200000] [--small 10000]`` writes CSV files of texts of about 2,000
-characters, predicts each with ``bertclf predict`` in its own process and reports each process's peak RSS (from
+``python -m benchmarks.suites.file_prediction [--large 200000] [--small 10000]`` writes CSV files of texts of about
+2,000 characters, predicts each with ``bertclf predict`` in its own process and reports each process's peak RSS (from
 wait4). The model is a 2-layer, 32-wide encoder with random weights on the packaged tokenizer, trained for one
 epoch on a few texts: what is measured is how memory grows with the file, which does not depend on the encoder,
 and a small encoder keeps the 400 MB run to minutes on 2 cores. The figures go to ``benchmarks/results.json``
-(suite ``streaming``).
+(suite ``streaming``) and BENCHMARKS.md is rendered again.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+
+from benchmarks.markdown import write_report
+from benchmarks.results import REPORT, RESULTS, described_run, save_suite
 
 WORDS = ["market", "government", "player", "season", "election", "software", "energy", "music", "village", "doctor",
          "river", "price", "weather", "school", "team", "court", "storm", "league", "coach", "chip", "bread", "soup",
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", type=int, default=200_000)
     parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
@@ -101,44 +104,9 @@ def main(argv: list[str] | None = None) -> None:
             }
             print(f"{name}: {figures[name]}", flush=True)
     figures["growth_mb"] = round(figures["large"]["peak_rss_mb"] - figures["small"]["peak_rss_mb"], 1)
-    figures.update(described_run("python -m benchmarks.streaming", started))
-    results_path = args.results
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {"suites": {}}
-    results["suites"]["streaming"] = figures
-    results_path.write_text(json.dumps(results, indent=2))
+    figures.update(described_run("python -m benchmarks.suites.file_prediction", started))
     print(json.dumps(figures, indent=2))
-
-
-def described_run(command: str, started: float) -> dict[str, Any]:
-    """What every suite records about its run: the command, date, duration and machine."""
-    from benchmarks.run import machine
-
-    return {"command": command, "date": time.strftime("%Y-%m-%d"), "minutes": round((time.perf_counter() - started)
-                                                                                     / 60, 1), "machine": machine()}
-
-
-STREAMING_TARGET_MB = 300
-
-
-def section(figures: dict[str, Any]) -> list[str]:
-    """BENCHMARKS.md's section for this suite."""
-    host = figures["machine"]
-    small, large = figures["small"], figures["large"]
-    verdict = "met" if figures["growth_mb"] <= STREAMING_TARGET_MB else "missed"
-    return [
-        "## Suite `streaming`", "",
-        f"- command: `{figures['command']}` ({figures['minutes']:.0f} minutes), {figures['date']}, {host['cpu']}, "
-        f"{host['cores']} cores; bertclf {host['bertclf']}", "",
-        "Peak RSS of one `bertclf predict` process (from wait4) on CSV files of texts of about 2,000 characters, "
-        "written to a CSV file. The encoder is 2 layers, 32 wide, random (memory does not depend on it; speed "
-        "does, so the seconds say nothing about the default model).", "",
-        "| texts | file MB | peak RSS MB | seconds |", "|---|---|---|---|",
-        *(f"| {run['texts']:,} | {run['file_mb']} | {run['peak_rss_mb']} | {run['seconds']} |"
-          for run in (small, large)),
-        "",
-        f"- growth from {small['texts']:,} to {large['texts']:,} texts: {figures['growth_mb']} MB (target: within "
-        f"{STREAMING_TARGET_MB} MB): {verdict}", "",
-    ]
+    write_report(save_suite("streaming", figures, args.results), args.report)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """What the run report costs, whether it holds every section, and whether the vocabulary check warns where it should.
 
-``python -m benchmarks.reporting`` runs ``bertclf train`` (in this process, through ``bertclf.cli.main``) on BBC
-News as the ``full`` suite trains it (the whole set, 80/10/10, 128 tokens, 2 epochs) and on the GoEmotions slice of
-the ``inference`` suite (8,000 / 1,000 / 1,000 rows, 1 epoch). The report's own work is timed where it happens: the
-data check before training (``inspect_data``), the TF-IDF baseline, and writing the page and its files
-(``save_inputs``, ``write_report``); its share is that time over the rest of the command's wall time. Each page is
-then parsed: every section, every embedded image decoded, the baseline row. Last, ``bertclf inspect`` runs on
-RuTweetCorp and BBC News with the default model. The figures go to ``benchmarks/results.json`` (suite ``report``).
+``python -m benchmarks.suites.report_page`` runs ``bertclf train`` (in this process, through ``bertclf.cli.main``)
+on BBC News as the ``full`` suite trains it (the whole set, 80/10/10, 128 tokens, 2 epochs) and on the GoEmotions
+slice of the ``inference`` suite (8,000 / 1,000 / 1,000 rows, 1 epoch). The report's own work is timed by bertclf
+where it happens and recorded in the run's metrics.json (``training.report_seconds``): the data check before
+training (``inspect_data``), the TF-IDF baseline (``tfidf_baseline``), and writing the page and the files it is
+drawn from (``write_report``); its share is that time over the rest of the command's wall time. Each page is then
+parsed: every section, every embedded image decoded, the baseline row. Last, ``bertclf inspect`` runs on RuTweetCorp
+and BBC News with the default model. The figures go to ``benchmarks/results.json`` (suite ``report``) and
+BENCHMARKS.md is rendered again.
 """
 
 from __future__ import annotations
@@ -25,42 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.datasets import SUITES, prepare
-from benchmarks.streaming import described_run
+from benchmarks.data_specs import SUITES, prepare
+from benchmarks.markdown import write_report
+from benchmarks.results import DATASETS, REPORT, RESULTS, described_run, save_suite
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-COST_TARGET = 0.05
 SECTIONS = {"multiclass": ["run", "data", "learning-curves", "test-metrics", "confusion-matrix", "pr-roc",
                            "calibration", "mistakes", "baseline"]}
 SECTIONS["multilabel"] = [*SECTIONS["multiclass"][:7], "thresholds", *SECTIONS["multiclass"][7:]]
 
 
-@contextlib.contextmanager
-def timed(owner: Any, names: tuple[str, ...], seconds: dict[str, float]):
-    """Wrap ``owner``'s functions ``names`` so that the time spent in each adds up in ``seconds``."""
-    originals = {name: getattr(owner, name) for name in names}
-
-    def wrap(name: str, function: Any) -> Any:
-        def timed_call(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-        return timed_call
-
-    for name, function in originals.items():
-        setattr(owner, name, wrap(name, function))
-    try:
-        yield
-    finally:
-        for name, function in originals.items():
-            setattr(owner, name, function)
-
-
 def train_with_report(spec_name: str, suite: str, folder: Path) -> dict[str, Any]:
-    from bertclf import classifier as classifier_module
-    from bertclf import report
+    """``bertclf train`` on one dataset with its report; the report's cost as bertclf timed it, and its page."""
     from bertclf.cli import main
 
     spec = next(spec for spec in SUITES[suite] if spec.name == spec_name)
@@ -68,22 +45,20 @@ def train_with_report(spec_name: str, suite: str, folder: Path) -> dict[str, Any
     options = {**spec.options, "metric": spec.metric, "seed": 0}
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in options.items()]
     output = folder / "run"
-    seconds: dict[str, float] = {}
     started = time.perf_counter()
-    with timed(classifier_module, ("inspect_data", "tfidf_baseline"), seconds), \
-            timed(report, ("save_inputs", "write_report"), seconds):
-        code = main(["-q", "train", "--train", str(paths["train"]), "--val", str(paths["val"]), "--test",
-                     str(paths["test"]), "--output", str(output), *flags])
+    code = main(["-q", "train", "--train", str(paths["train"]), "--val", str(paths["val"]), "--test",
+                 str(paths["test"]), "--output", str(output), *flags])
     wall = time.perf_counter() - started
     if code != 0:
         raise SystemExit(f"bertclf train failed on {spec_name}")
+    training = json.loads((output / "metrics.json").read_text())["training"]
+    seconds = training["report_seconds"]  # inspect_data, tfidf_baseline, write_report (the report's inputs included)
     added = sum(seconds.values())
-    metrics = json.loads((output / "metrics.json").read_text())
     page = check_page(output / "report.html", "multilabel" if spec.multilabel else "multiclass")
     return {"description": spec.description, "options": options, "wall_seconds": round(wall, 1),
             "report_seconds": {name: round(value, 2) for name, value in seconds.items()},
             "report_share": round(added / (wall - added), 4),
-            "train_seconds": metrics["training"]["train_seconds"], "page": page}
+            "train_seconds": training["train_seconds"], "page": page}
 
 
 def check_page(path: Path, task: str) -> dict[str, Any]:
@@ -118,7 +93,8 @@ def inspect_output(files: list[str], options: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--keep", type=Path, help="Copy each run's report.html here (as <dataset>.html) to look at.")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -138,42 +114,8 @@ def main(argv: list[str] | None = None) -> None:
                                    ["--text-column", "Text", "--label-column", "Category"]),
     }
     print(json.dumps(figures["inspect"], indent=2), flush=True)
-    figures.update(described_run("python -m benchmarks.reporting", started))
-    results = json.loads(args.results.read_text()) if args.results.is_file() else {"suites": {}}
-    results["suites"]["report"] = figures
-    args.results.write_text(json.dumps(results, indent=2))
-
-
-def section(figures: dict[str, Any]) -> list[str]:
-    """BENCHMARKS.md's section for this suite."""
-    host = figures["machine"]
-    lines = [
-        "## Suite `report`", "",
-        f"- command: `{figures['command']}` ({figures['minutes']:.0f} minutes), {figures['date']}, {host['cpu']}, "
-        f"{host['cores']} cores; bertclf {host['bertclf']}", "",
-        "Each `bertclf train` runs in the benchmark's process; the report's work is timed where it happens: the data "
-        "check before training, the TF-IDF baseline, and writing report.html with the files it is drawn from. Its "
-        "share is that time over the rest of the command's wall time (target: at most 5% on BBC News). The page is "
-        "then parsed: sections, embedded PNGs decoded, the baseline row.", "",
-        "| run | wall s | training s | data check s | baseline s | page and files s | report share | sections "
-        "| images decoded | baseline row | page KB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, run in figures["runs"].items():
-        cost, page = run["report_seconds"], run["page"]
-        verdict = "" if name != "bbc_news" else (" (met)" if run["report_share"] <= COST_TARGET else " (MISSED)")
-        written = cost.get("save_inputs", 0) + cost.get("write_report", 0)
-        lines.append(
-            f"| {name}: {run['description']} | {run['wall_seconds']} | {run['train_seconds']} "
-            f"| {cost.get('inspect_data', 0):.2f} | {cost.get('tfidf_baseline', 0):.2f} | {written:.2f} "
-            f"| {100 * run['report_share']:.1f}%{verdict} "
-            f"| {'all ' + str(len(page['sections'])) if page['all_sections'] else 'MISSING: ' + str(page['sections'])} "
-            f"| {page['images']} | {'yes' if page['baseline_row'] else 'NO'} | {page['bytes'] // 1024} |")
-    lines += ["", "`bertclf inspect` with the default model:", ""]
-    for name, result in figures["inspect"].items():
-        lines.append(f"- {name}: {result['coverage']}; "
-                     + (f"warns: \"{result['warning']}\"" if result["warning"] else "no warning"))
-    return [*lines, ""]
+    figures.update(described_run("python -m benchmarks.suites.report_page", started))
+    write_report(save_suite("report", figures, args.results), args.report)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The ``inference`` suite: ``transformers.pipeline`` against each of bertclf's runtimes on the same model.
+"""The runtimes suite (``inference`` in the results): ``transformers.pipeline`` against each of bertclf's runtimes.
 
     python -m benchmarks.run --suite inference          # about 20 minutes on 2 cores (measured: 19.5)
     python -m benchmarks.run --suite inference --only cola --limit 40 \\
@@ -9,6 +9,9 @@ Per dataset, one job trains one bertclf model on a slice, saves its run director
 process of its own, so that the peak RSS reported is that runtime's alone: texts/s at batch size 64 (median of
 ``PASSES`` passes over the test slice, after a warm-up batch), latency of single texts, and the probabilities it
 gives the test slice. The parent turns those into labels with one decision rule for every runtime and scores them.
+The timing settings are in :mod:`benchmarks.runtime_timing`; the section of BENCHMARKS.md is drawn by
+:mod:`benchmarks.markdown`. The jobs below run in ``benchmarks.worker`` processes; the parent is
+:func:`benchmark_dataset`, called once per dataset by ``benchmarks.run``.
 """
 
 from __future__ import annotations
@@ -28,29 +31,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.datasets import DatasetSpec, prepare
-from benchmarks.scoring import multilabel_scores, single_label_scores
-
-RUNTIMES = ("torch", "torch-int8", "onnx", "onnx-int8")
-ROWS = ("pipeline", *RUNTIMES)
-INT8 = ("torch-int8", "onnx-int8")
-BATCH_SIZE = 64  # throughput batch, the pipeline's best setting in the other suites too
-LATENCY_TEXTS = 200  # texts sent one at a time for the latency percentiles
-LATENCY_WARMUP = 5
-QUIET_WAIT_S = 30  # longest wait, before each timing job, for other processes to leave the CPU
-QUIET_SHARE = 0.15
-PASSES = 3  # timed passes over the test slice; the median is reported (one pass is at the mercy of a stall)
-MAX_PASSES = 8  # passes made at most when other processes take the CPU during some of them
-MAX_LATENCY_ROUNDS = 3  # rounds of the latency texts made at most, likewise
-CLEAN_SHARE = 0.10  # a measurement during which other processes took less of the CPU than this counts as clean
-SPEEDUP_TARGETS = {"rutweetcorp": 3.0, "cola": 3.0, "sst2": 3.0, "bbc_news": 2.0}
-MAX_METRIC_LOSS = 0.005  # half a point of the test metric, int8 against torch fp32
-MIN_INT8_AGREEMENT = 0.99
-MIN_ONNX_AGREEMENT = 0.999
-MAX_INT8_SIZE_SHARE = 0.40
-METRIC_NAMES = {"accuracy": "accuracy", "f1_macro": "macro-F1", "mcc": "MCC", "f1_micro": "micro-F1",
-                "subset_accuracy": "subset accuracy"}
-
+from benchmarks.data_specs import DatasetSpec, prepare
+from benchmarks.jobs import run_job
+from benchmarks.runtime_timing import (
+    BATCH_SIZE,
+    CLEAN_SHARE,
+    LATENCY_TEXTS,
+    LATENCY_WARMUP,
+    MAX_LATENCY_ROUNDS,
+    MAX_PASSES,
+    PASSES,
+    QUIET_SHARE,
+    QUIET_WAIT_S,
+    ROWS,
+)
+from benchmarks.scoring import label_matrix, multilabel_scores, single_label_scores
 
 # --- jobs, each run by ``benchmarks.worker`` in a process of its own -------------------------------------------
 
@@ -282,7 +277,6 @@ def _limit(paths: dict[str, Path], limit: int | None, multilabel: bool) -> None:
 def score(run_dir: Path, test_path: Path, scores: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
     """Test metrics of every row and its label agreement with torch fp32, all decided by bertclf's rules: argmax,
     or for multilabel the thresholds saved with the model (``labels_from_probabilities``)."""
-    from benchmarks.worker import label_matrix
     from bertclf import TextClassifier
 
     classifier = TextClassifier.load(run_dir, runtime="torch")
@@ -314,8 +308,7 @@ def score(run_dir: Path, test_path: Path, scores: dict[str, np.ndarray]) -> dict
     return figures
 
 
-def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, run_job: Callable, limit: int | None = None
-                      ) -> dict[str, Any]:
+def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, limit: int | None = None) -> dict[str, Any]:
     """Train, export, time every runtime in its own process, then score; returns the dataset's figures."""
     folder = work / "inference" / spec.name
     paths = prepare(spec, root, folder / "data")
@@ -368,169 +361,3 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, run_job: Callab
         "batch_size": BATCH_SIZE,
         "runtimes": rows,
     }
-
-
-# --- report ------------------------------------------------------------------------------------------------------
-
-
-def _fastest_int8(dataset: dict[str, Any]) -> str:
-    rows = dataset["runtimes"]
-    return max(INT8, key=lambda row: rows[row]["texts_per_s"])
-
-
-def _difference(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
-def _share(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
-
-
-def _met(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
-def targets(name: str, dataset: dict[str, Any]) -> dict[str, str]:
-    """The verdict on each acceptance target that applies to this dataset: ``speed`` and ``quality`` (the fastest
-    int8 runtime against ``pipeline`` and against torch fp32) where the issue sets a speed-up, ``onnx`` and
-    ``size`` everywhere."""
-    rows, metric = dataset["runtimes"], dataset["metric"]
-    verdicts = {}
-    if name in SPEEDUP_TARGETS and "pipeline" in rows:
-        fastest = _fastest_int8(dataset)
-        speedup = rows[fastest]["texts_per_s"] / rows["pipeline"]["texts_per_s"]
-        loss = rows["torch"]["metrics"][metric] - rows[fastest]["metrics"][metric]
-        agreement = rows[fastest]["agreement"]
-        target = SPEEDUP_TARGETS[name]
-        verdicts["speed"] = (f"{fastest} {speedup:.2f}x `pipeline` ({_met(speedup >= target)}, target ≥ "
-                             f"{target:g}x)")
-        verdicts["quality"] = (f"{fastest}: {METRIC_NAMES[metric]} {100 * -loss:+.2f} points vs torch fp32 "
-                               f"({_met(loss <= MAX_METRIC_LOSS)}, target ≥ {-100 * MAX_METRIC_LOSS:g}); labels "
-                               f"{agreement:.2%} as torch fp32 ({_met(agreement >= MIN_INT8_AGREEMENT)}, target ≥ "
-                               f"{MIN_INT8_AGREEMENT:.0%})")
-    onnx, torch_fp32 = rows["onnx"], rows["torch"]
-    ratio = onnx["texts_per_s"] / torch_fp32["texts_per_s"]
-    verdicts["onnx"] = (f"{ratio:.2f}x torch fp32 ({_met(ratio >= 1.0)}, target ≥ 1x); labels "
-                        f"{onnx['agreement']:.2%} as torch fp32 ({_met(onnx['agreement'] >= MIN_ONNX_AGREEMENT)}, "
-                        f"target ≥ {MIN_ONNX_AGREEMENT:.1%})")
-    share = rows["onnx-int8"]["size_mb"] / onnx["size_mb"]
-    verdicts["size"] = (f"{rows['onnx-int8']['size_mb']:.1f} MB = {share:.0%} of the fp32 export's "
-                        f"{onnx['size_mb']:.1f} MB ({_met(share <= MAX_INT8_SIZE_SHARE)}, target ≤ "
-                        f"{MAX_INT8_SIZE_SHARE:.0%})")
-    return verdicts
-
-
-def dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
-    rows, metric, sizes = dataset["runtimes"], dataset["metric"], dataset["sizes"]
-    shown = ("f1_micro", "f1_macro", "subset_accuracy") if dataset["multilabel"] else ("accuracy", "f1_macro", "mcc")
-    options = {key: value for key, value in dataset["options"].items() if key not in ("metric", "eval_batch_size")}
-    pipeline = rows.get("pipeline")
-    exports = dataset["exports"]
-    lines = [
-        f"### {name}",
-        "",
-        f"{dataset['description']}. Texts: train {sizes['train']}, validation {sizes['val']}, test {sizes['test']}"
-        + (f" (smoke run: every part cut to {dataset['limit']})" if dataset.get("limit") else "")
-        + f". One bertclf model (options {options}; max length {dataset['max_length']}), trained in "
-        f"{dataset['train_seconds']:.0f} s; the test metric is {METRIC_NAMES[metric]}.",
-        "",
-        f"| runtime | texts/s at batch {dataset['batch_size']} | vs pipeline | latency p50 ms | latency p99 ms "
-        f"| size on disk MB | peak RSS MB | load s | labels as torch fp32 | largest probability difference "
-        f"| {' | '.join(METRIC_NAMES[score] for score in shown)} | others' CPU |",
-        "|---" * (11 + len(shown)) + "|",
-    ]
-    for row, figures in rows.items():
-        versus = f"{figures['texts_per_s'] / pipeline['texts_per_s']:.2f}x" if pipeline else "n/a"
-        scores = " | ".join(f"{figures['metrics'][score]:.4f}" for score in shown)
-        lines.append(
-            f"| {'`pipeline`' if row == 'pipeline' else row} | {figures['texts_per_s']:.1f} | {versus} "
-            f"| {figures['latency_p50_ms']:.1f} | {figures['latency_p99_ms']:.1f} | {figures['size_mb']:.1f} "
-            f"| {figures['peak_rss_mb']:.0f} | {figures['load_seconds']:.1f} | {figures['agreement']:.2%} "
-            f"| {_difference(figures.get('max_probability_difference'))} | {scores} "
-            f"| {_share(figures.get('others_cpu_share'))} |")
-    lines.append("")
-    if pipeline is None:
-        lines += ["No `pipeline` row: the pipeline runs a standard sequence-classification checkpoint on one window "
-                  "per text, and this model's windows and their pooling into a document are bertclf's own.", ""]
-    else:
-        lines += ["`pipeline`'s size is the same model.safetensors as torch fp32's; its texts/s passes: "
-                  + ", ".join(f"{value:.1f}" for value in pipeline["texts_per_s_passes"]) + ".", ""]
-    sources = {row: figures["source"] for row, figures in rows.items() if row.startswith("onnx")}
-    if any(source != "export directory" for source in sources.values()):
-        lines += ["ONNX rows: " + "; ".join(f"{row} loaded from the {source}" for row, source in sources.items())
-                  + ".", ""]
-    top = rows["torch"].get("top_class_share")
-    if top is not None and top >= 0.9:
-        lines += [f"Caveat: torch fp32 gives {top:.0%} of the test texts one class, so label agreement here says "
-                  "little about how close the runtimes' probabilities are.", ""]
-    lines.append("Export self-checks on the validation texts (bertclf's `export`, against PyTorch): " + "; ".join(
-        f"{runtime} agreement {info['check']['agreement']:.2%}, largest probability difference "
-        f"{info['check']['max_probability_difference']:.4f}, exported in {info['seconds']:.0f} s"
-        for runtime, info in exports.items()) + ".")
-    verdicts = targets(name, dataset)
-    torch_int8_share = rows["torch-int8"]["size_mb"] / rows["torch"]["size_mb"]
-    lines += [
-        "",
-        *([f"- fastest int8 runtime vs `pipeline`: {verdicts['speed']}",
-           f"- int8 quality: {verdicts['quality']} (one test text is {100 / sizes['test']:.2f} points of accuracy "
-           f"here)"] if "speed" in verdicts else []),
-        f"- onnx fp32: {verdicts['onnx']}",
-        f"- int8 export size: {verdicts['size']}; torch-int8's saved state dict is {torch_int8_share:.0%} of "
-        "model.safetensors (dynamic quantization leaves the embeddings in fp32)",
-        "",
-    ]
-    return lines
-
-
-def section(results: dict[str, Any], header: list[str]) -> list[str]:
-    """The suite's part of BENCHMARKS.md: the run's header, the targets at a glance, then one table per dataset."""
-    datasets = results["datasets"]
-    first = next(iter(datasets.values()), None)
-    lines = [*header]
-    if first is not None:
-        lines += [
-            "How it was measured:",
-            "",
-            "- One bertclf model per dataset (the embedded all-MiniLM-L6-v2, seed 0, the epochs and slices each "
-            "dataset names), saved as a run directory and exported twice with `TextClassifier.export` (fp32, and "
-            "`quantize='int8'`), each export checked against PyTorch on the validation texts.",
-            f"- Every runtime then runs in a process of its own on {first['threads']} threads (peak RSS is that "
-            "process's, from `wait4`): `pipeline` is `transformers.pipeline('text-classification', device=-1, "
-            f"dtype=float32)` on the run directory, called with `batch_size={first['batch_size']}, truncation=True` "
-            "(`top_k=None` for multilabel) after `torch.set_num_threads`; torch and torch-int8 (dynamic int8 Linear "
-            "layers) load the run directory; onnx and onnx-int8 load the export directories.",
-            f"- texts/s: texts of the test part divided by the time of one `predict_proba` (pipeline: one call) over "
-            f"all of them at batch size {first['batch_size']}, tokenization included, after one warm-up batch; the "
-            f"median of {first['passes']} passes. Latency: the first {LATENCY_TEXTS} test texts (all of them where "
-            f"the test part is smaller), one call per text after {LATENCY_WARMUP} warm-up calls; p50 and p99 in ms. "
-            "Load time (which for the ONNX runtimes includes opening the graphs) is not in either.",
-            f"- The machine is shared: before each runtime's process starts, the harness waits (at most "
-            f"{QUIET_WAIT_S} s) until other processes use under {QUIET_SHARE:.0%} of the CPU, and a pass during "
-            f"which they took {CLEAN_SHARE:.0%} or more is repeated (up to {MAX_PASSES} passes, "
-            f"{MAX_LATENCY_ROUNDS} latency rounds), keeping the least contended. *others' CPU* is the most other "
-            "processes took (from `/proc/stat`, less this process's own CPU time) during the kept measurements.",
-            "- Size on disk: torch and `pipeline`, the run directory's *.safetensors; torch-int8, `torch.save` of the "
-            "quantized network's state dict; onnx and onnx-int8, the export's model.onnx (plus document_head.onnx "
-            "for a chunked model).",
-            "- Labels: argmax, or for multilabel the thresholds saved with the model (`labels_from_probabilities`), "
-            "applied alike to every runtime's probabilities (for the pipeline, its top label, or for multilabel its "
-            "per-label scores); *labels as torch fp32* is the share of test texts given the same label (multilabel: "
-            "the same label set) as torch fp32, and *largest probability difference* the largest gap between any "
-            "of its probabilities and torch fp32's (not for the single-label pipeline, which returns its top label "
-            "only). Test metrics: the scikit-learn code of the other suites.",
-            "",
-            "| dataset | fastest int8 vs pipeline | int8 test-metric loss, agreement | onnx vs torch fp32 "
-            "| int8 export size |",
-            "|---|---|---|---|---|",
-        ]
-    for name, dataset in datasets.items():
-        verdicts = targets(name, dataset)
-        no_target = "no target" if "pipeline" in dataset["runtimes"] else "no `pipeline` for a chunked model"
-        lines.append(f"| {name} | {verdicts.get('speed', no_target)} | {verdicts.get('quality', no_target)} "
-                     f"| {verdicts['onnx']} | {verdicts['size']} |")
-    for name, reason in results["skipped"].items():
-        lines.append(f"| {name} | skipped: {reason} | | | |")
-    lines.append("")
-    for name, dataset in datasets.items():
-        lines += dataset_section(name, dataset)
-    return lines

@@ -1,12 +1,13 @@
 """``bertclf serve`` under load: many concurrent clients, every answer checked against offline prediction.
 
-``python -m benchmarks.serve [--clients 200] [--requests 5] [--runtime onnx]`` trains (or takes with
+``python -m benchmarks.suites.serving [--clients 200] [--requests 5] [--runtime onnx]`` trains (or takes with
 ``--run``) a RuTweetCorp model, predicts the texts offline with the same runtime (texts/s and the expected labels),
 then starts ``bertclf serve`` on a free loopback port, once with micro-batching and once without (``--max-batch-size
 1``), and lets ``clients`` asynchronous httpx clients send ``requests`` requests each of 1 to 8 texts. It records
 requests/s, texts/s, latency percentiles, errors, answers that differ from offline prediction, and served texts/s
 as a share of offline texts/s. The client is bounded in requests and in time, talks to 127.0.0.1 only, and stops
-the server with SIGTERM (which must exit 0). Figures go to ``benchmarks/results.json`` (suite ``serve``).
+the server with SIGTERM (which must exit 0). The figures go to ``benchmarks/results.json`` (suite ``serve``) and
+BENCHMARKS.md is rendered again.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.streaming import described_run
+from benchmarks.markdown import write_report
+from benchmarks.results import DATASETS, REPORT, RESULTS, described_run, save_suite
 
-DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 TIME_LIMIT_S = 600.0  # the whole load of one server configuration stops after this, whatever is left
 
 
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="Runtimes of the server and of offline prediction, comma-separated.")
     parser.add_argument("--run", type=Path, help="A run directory to serve (default: train one).")
     parser.add_argument("--datasets", type=Path, default=DATASETS)
-    parser.add_argument("--results", type=Path, default=Path(__file__).with_name("results.json"))
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
@@ -161,51 +163,11 @@ def main(argv: list[str] | None = None) -> None:
                 measured[name] = result
                 print(f"{runtime} {name}: {result}", flush=True)
             figures["runtimes"][runtime] = measured
-    command = f"python -m benchmarks.serve --clients {args.clients} --requests {args.requests} --runtime {args.runtime}"
+    command = (f"python -m benchmarks.suites.serving --clients {args.clients} --requests {args.requests} "
+               f"--runtime {args.runtime}")
     figures.update(described_run(command + (f" --run {args.run}" if args.run else ""), started))
-    results_path = args.results
-    results = json.loads(results_path.read_text()) if results_path.is_file() else {"suites": {}}
-    results["suites"]["serve"] = figures
-    results_path.write_text(json.dumps(results, indent=2))
     print(json.dumps(figures, indent=2))
-
-
-SHARE_TARGET = 0.7
-
-
-def section(figures: dict[str, Any]) -> list[str]:
-    """BENCHMARKS.md's section for this suite."""
-    host = figures["machine"]
-    rows, verdicts = [], []
-    for runtime, measured in figures["runtimes"].items():
-        for name in ("batching", "no_batching"):
-            run = measured[name]
-            rows.append(f"| {runtime} | {name.replace('_', ' ')} | {measured['offline_texts_per_s']} "
-                        f"| {run['requests']} | {run['errors']} | {run['mismatches']} "
-                        f"| {run['requests_per_s']} | {run['texts_per_s']} | {run['latency_p50_ms']} "
-                        f"| {run['latency_p95_ms']} | {run['latency_p99_ms']} | {run['share_of_offline']:.0%} "
-                        f"| {run['exit_code_on_sigterm']} |")
-        batched, unbatched = measured["batching"], measured["no_batching"]
-        met = batched["errors"] == 0 and batched["mismatches"] == 0 and batched["share_of_offline"] >= SHARE_TARGET
-        by_batching = unbatched["share_of_offline"] < SHARE_TARGET <= batched["share_of_offline"]
-        verdicts.append(
-            f"- {runtime}: target (batching: 0 errors, 0 mismatches, at least {SHARE_TARGET:.0%} of offline "
-            f"texts/s) {'met' if met else 'missed'}; micro-batching gives "
-            f"{batched['texts_per_s'] / unbatched['texts_per_s']:.2f}x the texts/s of one model call per request, "
-            f"and it is {'' if by_batching else 'not '}what reaches {SHARE_TARGET:.0%} (without it: "
-            f"{unbatched['share_of_offline']:.0%})")
-    return [
-        "## Suite `serve`", "",
-        f"- command: `{figures['command']}` ({figures['minutes']:.0f} minutes), {figures['date']}, {host['cpu']}, "
-        f"{host['cores']} cores; bertclf {host['bertclf']}", "",
-        f"`bertclf serve` of a RuTweetCorp model ({figures['model']}) on each runtime, on 127.0.0.1; "
-        f"{figures['clients']} concurrent httpx clients send {figures['requests_per_client']} requests each of 1 to 8 "
-        f"test tweets ({figures['texts_sent']:,} texts); every answer is compared with offline `predict` of the same "
-        "text on the same runtime (batch 64). The client shares the 2 cores with the server.", "",
-        "| runtime | server | offline texts/s | requests | errors | mismatches | requests/s | texts/s | p50 ms "
-        "| p95 ms | p99 ms | share of offline texts/s | exit on SIGTERM |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, "", *verdicts, "",
-    ]
+    write_report(save_suite("serve", figures, args.results), args.report)
 
 
 if __name__ == "__main__":
