@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny randomly initialised BERT (with the packaged tokenizer) and generated data."""
+"""Shared fixtures: a tiny randomly initialised BERT (with the packaged tokenizer), generated data, and runs
+trained by the command line. The helpers they use live in tests/helpers.py."""
 
 import os
 
@@ -6,72 +7,17 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-import random
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
-import pandas as pd
 import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from bertclf.config import DEFAULT_MODEL
 from bertclf.modeling import resolve_model_path
-
-SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-TOPIC_WORDS = {
-    "sport": ["match", "goal", "team", "league", "coach", "score", "season", "player"],
-    "tech": ["software", "chip", "computer", "network", "phone", "internet", "code", "data"],
-    "food": ["recipe", "cheese", "bread", "dinner", "soup", "kitchen", "bake", "flavour"],
-}
-FILLER = ["the", "a", "on", "with", "about", "today", "we", "people", "new", "old", "big", "very", "said", "it"]
-
-
-def insert_topic_words(rng: random.Random, words: list[str], topic: str) -> None:
-    """Put two of the topic's words at random places among ``words``."""
-    for _ in range(2):
-        words.insert(rng.randrange(len(words) + 1), rng.choice(TOPIC_WORDS[topic]))
-
-
-def make_texts(count: int, seed: int = 0, classes: tuple[str, ...] = ("sport", "tech", "food"),
-               min_words: int = 4, max_words: int = 14) -> pd.DataFrame:
-    """Texts whose topic words give the label away, with filler of varying length around them."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(count):
-        label = classes[i % len(classes)]
-        words = [rng.choice(FILLER) for _ in range(rng.randint(min_words, max_words))]
-        insert_topic_words(rng, words, label)
-        rows.append({"text": " ".join(words), "label": label})
-    return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
-
-
-def make_multilabel_texts(count: int, seed: int = 0) -> pd.DataFrame:
-    """Texts about one or two topics, labelled with every topic they mention (comma-separated)."""
-    rng = random.Random(seed)
-    topics = sorted(TOPIC_WORDS)
-    rows = []
-    for i in range(count):
-        chosen = [topics[i % len(topics)]] + ([topics[(i + 1) % len(topics)]] if rng.random() < 0.4 else [])
-        words = [rng.choice(FILLER) for _ in range(rng.randint(4, 12))]
-        for topic in chosen:
-            insert_topic_words(rng, words, topic)
-        rows.append({"text": " ".join(words), "label": ",".join(chosen)})
-    return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
-
-
-def make_tail_texts(count: int, seed: int = 0) -> pd.DataFrame:
-    """Long texts of filler whose topic words come only in the last few words: the head alone says nothing."""
-    rng = random.Random(seed)
-    classes = sorted(TOPIC_WORDS)
-    rows = []
-    for i in range(count):
-        label = classes[i % len(classes)]
-        ending = [rng.choice(FILLER) for _ in range(4)]
-        insert_topic_words(rng, ending, label)
-        words = [rng.choice(FILLER) for _ in range(rng.randint(40, 70))] + ending
-        rows.append({"text": " ".join(words), "label": label})
-    return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+from tests.helpers import make_multilabel_texts, make_texts, run_cli, tiny_flags, write_text_files
 
 
 @pytest.fixture(scope="session")
@@ -95,19 +41,50 @@ def tiny_model(tmp_path_factory, packaged_model_path) -> str:
     return str(directory)
 
 
-@pytest.fixture
-def tiny_options(tiny_model) -> dict:
-    """Options that make the tiny model learn generated data in a few seconds. With 'cls' pooling the tiny random
-    encoder settles on two of the three topics for some seeds ('mean' pooling learns them all for any)."""
-    return {"model": tiny_model, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3, "head_learning_rate": 1e-2,
-            "warmup_ratio": 0.0, "seed": 11}
+@pytest.fixture(scope="session")
+def tiny_options(tiny_model) -> Mapping:
+    """Options that make the tiny model learn generated data in a few seconds (read-only: tests change copies).
+    With 'cls' pooling the tiny random encoder settles on two of the three topics for some seeds ('mean' pooling
+    learns them all for any)."""
+    return MappingProxyType({"model": tiny_model, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3,
+                             "head_learning_rate": 1e-2, "warmup_ratio": 0.0, "seed": 11})
 
 
 @pytest.fixture
 def text_files(tmp_path) -> dict[str, Path]:
-    """Train/val/test CSV files of generated texts."""
-    paths = {}
-    for name, count, seed in (("train", 150, 1), ("val", 30, 2), ("test", 30, 3)):
-        paths[name] = tmp_path / f"{name}.csv"
-        make_texts(count, seed=seed).to_csv(paths[name], index=False)
+    """Train/val/test CSV files of generated texts in the test's own folder (a test may change them)."""
+    return write_text_files(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shared_text_files(tmp_path_factory) -> dict[str, Path]:
+    """The same files as ``text_files``, written once for the fixtures that outlive a test: never change them."""
+    return write_text_files(tmp_path_factory.mktemp("texts"))
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory, tiny_model) -> Path:
+    """A quick run (1 epoch on 90 texts) for the matrices of bad input, once per module; each case that changes it
+    works on its own copy."""
+    folder = tmp_path_factory.mktemp("shared")
+    make_texts(90, seed=1).to_csv(folder / "train.csv", index=False)
+    options = {"model": tiny_model, "epochs": 1, "batch_size": 8, "seed": 7, "output": folder / "run"}
+    code, _, err = run_cli(["-q", "train", "--train", folder / "train.csv", *tiny_flags(options)])
+    assert code == 0, err
+    return folder / "run"
+
+
+@pytest.fixture
+def goemotions_like(tmp_path) -> dict[str, Path]:
+    """Header-less TSV files (text, comma-separated label ids, id) and a label names file, as GoEmotions ships."""
+    names = tmp_path / "labels.txt"
+    names.write_text("food\nsport\ntech\n")
+    ids = {"food": "0", "sport": "1", "tech": "2"}
+    paths = {"labels": names}
+    for part, count, seed in (("train", 150, 1), ("dev", 45, 2), ("test", 45, 3)):
+        frame = make_multilabel_texts(count, seed=seed)
+        frame["label"] = [",".join(ids[name] for name in labels.split(",")) for labels in frame["label"]]
+        frame["id"] = [f"c{i}" for i in range(count)]
+        paths[part] = tmp_path / f"{part}.tsv"
+        frame[["text", "label", "id"]].to_csv(paths[part], sep="\t", header=False, index=False)
     return paths

@@ -3,7 +3,7 @@ import numpy as np
 from bertclf.config import ClassifierConfig
 from bertclf.data import encode_labels, load_examples
 from bertclf.reporting.baseline import tfidf_baseline
-from tests.conftest import make_multilabel_texts, make_texts
+from tests.helpers import make_multilabel_texts, make_texts
 
 
 def test_the_baseline_learns_topic_words_and_scores_like_the_model():

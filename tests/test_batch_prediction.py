@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bertclf import batch_prediction
 from bertclf.cli import main
 from bertclf.integrations.ray import BatchPredictor
-from tests.conftest import make_multilabel_texts, make_texts
+from tests.helpers import make_multilabel_texts, make_texts
 
 ray = pytest.importorskip("ray")
 
@@ -25,6 +26,7 @@ def trained(tmp_path, tiny_model, make, extra=()):
     return tmp_path / "run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
 def test_ray_data_labels_equal_bertclf_predict(local_ray, tiny_model, tmp_path, runtime):
     run = trained(tmp_path, tiny_model, make_texts)
@@ -49,6 +51,6 @@ def test_ray_data_labels_equal_bertclf_predict(local_ray, tiny_model, tmp_path, 
 def test_multilabel_rows_keep_their_labels_as_lists(tiny_model, tmp_path):
     run = trained(tmp_path, tiny_model, make_multilabel_texts, ["--task", "multilabel"])
     batch = make_multilabel_texts(12, seed=4)[["text"]].rename(columns={"text": "body"})
-    result = BatchPredictor(str(run), text_column="body")(batch)
+    result = batch_prediction.BatchPredictor(str(run), text_column="body")(batch)  # the name the README shows
     assert result["body"].tolist() == batch["body"].tolist()
     assert all(isinstance(labels, list) for labels in result["predicted_labels"])

@@ -5,6 +5,7 @@ from bertclf.batching import (
     EncodedTexts,
     LengthBucketSampler,
     PadBatch,
+    is_chunked,
     split_batch,
 )
 
@@ -75,6 +76,11 @@ def test_chunked_texts_flatten_into_window_rows():
                                            [1, 10, 0, 0]]
     assert batch["chunk_counts"].tolist() == [2, 1, 3] and batch["labels"].tolist() == [0, 1, 2]
     assert EncodedTexts([ids for ids, _ in chunked_items()]).lengths == [5, 4, 6]
+
+
+def test_chunked_texts_are_told_from_their_first_text():
+    assert is_chunked([ids for ids, _ in chunked_items()]) and EncodedTexts([ids for ids, _ in chunked_items()]).chunked
+    assert not is_chunked([[1, 5, 2], [1, 2]]) and not is_chunked([]) and not EncodedTexts([[1, 2]]).chunked
 
 
 def test_split_batch_cuts_between_texts_within_the_window_budget():

@@ -9,9 +9,8 @@ from bertclf.batching import EncodedTexts
 from bertclf.config import ClassifierConfig
 from bertclf.errors import BertclfError
 from bertclf.modeling import build_model
-from bertclf.training.checkpoints import Checkpoints, fingerprint
-from bertclf.training.loop import TrainState, train
-from tests.test_trainer import toy_set
+from bertclf.training import Checkpoints, TrainState, fingerprint, train
+from tests.helpers import toy_set
 
 
 def test_the_last_checkpoints_are_kept_and_a_killed_write_is_not_one(tmp_path):

@@ -1,3 +1,4 @@
+import copy
 import json
 import shutil
 import signal
@@ -12,12 +13,14 @@ from transformers import pipeline
 from bertclf import BertclfError, ClassifierConfig, TextClassifier
 from bertclf import classifier as classifier_module
 from bertclf.errors import Interrupted
-from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
+from tests.helpers import make_multilabel_texts, make_tail_texts, make_texts, sentence_transformers_layout
 
 
-@pytest.fixture
-def fitted(tiny_options, text_files):
-    return TextClassifier(**tiny_options).fit(text_files["train"], val=text_files["val"], test=text_files["test"])
+@pytest.fixture(scope="module")
+def fitted(tiny_options, shared_text_files):
+    """One classifier fitted for the module: tests save it or predict with it, and change settings only on a copy."""
+    files = shared_text_files
+    return TextClassifier(**tiny_options).fit(files["train"], val=files["val"], test=files["test"])
 
 
 def test_fit_learns_generated_topics_and_records_metrics(fitted):
@@ -149,7 +152,7 @@ def test_constructor_takes_a_config_and_keyword_overrides():
         TextClassifier(no_such_option=1)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def multilabel_fitted(tiny_options):
     # Mean pooling: the tiny random encoder's [CLS] vector learns multilabel data unreliably. Validation F1
     # reaches 1.0 by epoch 2, too early to read mixed texts; the validation loss keeps falling to the end.
@@ -182,12 +185,12 @@ def test_a_global_threshold_never_scores_below_half_on_the_data_it_was_tuned_on(
 
 def test_multilabel_threshold_override_and_min_labels(multilabel_fitted):
     texts = make_multilabel_texts(30, seed=8)["text"].tolist()
-    classifier = multilabel_fitted
-    classifier.config = ClassifierConfig(**{**classifier.config.to_dict(), "threshold": 0.99})
+    classifier = copy.copy(multilabel_fitted).set_params(threshold=0.99)
     probabilities = classifier.predict_proba(texts)
     assert [len(labels) for labels in classifier.predict(texts)] == (probabilities >= 0.99).sum(axis=1).tolist()
-    classifier.config = ClassifierConfig(**{**classifier.config.to_dict(), "min_labels": 1})
+    classifier.set_params(min_labels=1)
     assert all(len(labels) >= 1 for labels in classifier.predict(texts))
+    assert multilabel_fitted.config.threshold is None and multilabel_fitted.config.min_labels == 0  # the original
 
 
 def test_multilabel_save_load_round_trip(multilabel_fitted, tmp_path):
@@ -261,13 +264,14 @@ def test_chunked_model_saves_its_strategy_and_predicts_with_it(tiny_options, tai
     loaded = TextClassifier.load(tmp_path / "run")
     texts = tail_texts["test"]["text"].tolist()
     np.testing.assert_allclose(loaded.predict_proba(texts), classifier.predict_proba(texts), atol=1e-5)
-    assert loaded.text_encoder_.chunked and loaded.text_encoder_.max_chunks == 3
+    assert loaded.token_encoder_.chunked and loaded.token_encoder_.max_chunks == 3
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])  # the architecture's own head, and bertclf's
 def test_a_frozen_encoder_trains_its_head_on_cached_features_and_keeps_the_encoder(tiny_options, text_files,
                                                                                   tmp_path, pooling):
-    from bertclf.modeling import build_model, head_parameter_names
+    from bertclf.modeling import build_model
+    from bertclf.training import head_parameter_names
 
     torch.manual_seed(0)
     fresh = build_model(ClassifierConfig(**tiny_options, pooling=pooling), ["food", "sport", "tech"])
@@ -285,12 +289,10 @@ def test_a_frozen_encoder_trains_its_head_on_cached_features_and_keeps_the_encod
 
 
 def test_a_frozen_sentence_encoder_is_read_with_its_own_pooling_and_saved_so(tiny_options, text_files, tmp_path):
-    from tests.test_modeling import sentence_transformers_layout
-
     model = sentence_transformers_layout(shutil.copytree(tiny_options["model"], tmp_path / "model"), mean_tokens=True)
     classifier = TextClassifier(**{**tiny_options, "model": model, "epochs": 2}, freeze_encoder=True).fit(
         text_files["train"], val=text_files["val"])
-    assert classifier.config.pooling == "mean"
+    assert classifier.config_.pooling == "mean"
     loaded = TextClassifier.load(classifier.save(tmp_path / "run"))
     assert loaded.config.pooling == "mean"
     texts = pd.read_csv(text_files["val"])["text"].tolist()
@@ -327,3 +329,75 @@ def test_a_folder_per_class_trains_and_its_files_are_read_in_their_encoding(tiny
     (tmp_path / "empty").mkdir()
     with pytest.raises(BertclfError, match="holds no subfolder of text files"):
         TextClassifier(**tiny_options).fit(str(tmp_path / "empty"))
+
+
+# --- the scikit-learn estimator contract ------------------------------------------------------------------------
+
+def small_options(tiny_options):
+    return {**tiny_options, "epochs": 2}
+
+
+def test_get_params_set_params_and_clone_keep_the_options_as_given():
+    from sklearn.base import clone
+
+    classifier = TextClassifier(epochs=2, text_column=["title", "body"], eval_batch_size=512)
+    assert classifier.get_params()["epochs"] == 2
+    copy = clone(classifier)
+    assert copy is not classifier and copy.get_params() == classifier.get_params()
+    assert copy.set_params(epochs=3) is copy and copy.config.epochs == 3 and classifier.config.epochs == 2
+    with pytest.raises(BertclfError, match="learning_rate"):
+        copy.set_params(learning_rate=-1)
+
+
+def test_fit_leaves_the_options_as_given_and_keeps_the_resolved_ones_apart(tiny_options):
+    classifier = TextClassifier(**small_options(tiny_options), test_size=0)
+    given = classifier.get_params()
+    classifier.fit(make_texts(90, seed=1))
+    assert classifier.get_params() == given and classifier.config.pooling == "auto"
+    assert classifier.config_.pooling == "cls" and classifier.config_.max_length == classifier.max_length_
+    assert classifier.config_.task == "multiclass"
+
+
+def test_fitting_twice_gives_what_two_fresh_classifiers_give(tiny_options):
+    first, second = make_texts(90, seed=1), make_texts(90, seed=5)
+    again = TextClassifier(**small_options(tiny_options)).fit(first).fit(second)
+    fresh = TextClassifier(**small_options(tiny_options)).fit(second)
+    assert again.metrics_["val"] == fresh.metrics_["val"]
+    texts = make_texts(12, seed=9)["text"].tolist()
+    np.testing.assert_array_equal(again.predict_proba(texts), fresh.predict_proba(texts))
+
+
+def test_cross_val_score_and_a_pipeline_run_on_texts_and_labels(tiny_options):
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    frame = make_texts(90, seed=1)
+    texts, labels = frame["text"].tolist(), frame["label"].tolist()
+    scores = cross_val_score(TextClassifier(**small_options(tiny_options)), texts, labels, cv=3)
+    assert len(scores) == 3 and all(0 <= score <= 1 for score in scores)
+    pipeline = make_pipeline(FunctionTransformer(lambda rows: [row.upper() for row in rows]),
+                             TextClassifier(**small_options(tiny_options))).fit(texts, labels)
+    assert set(pipeline.predict(texts[:5])) <= {"food", "sport", "tech"}
+
+
+def test_grid_search_tries_each_setting(tiny_options):
+    from sklearn.model_selection import GridSearchCV
+
+    frame = make_texts(90, seed=1)
+    search = GridSearchCV(TextClassifier(**small_options(tiny_options)), {"epochs": [1, 2]}, cv=2)
+    search.fit(frame["text"].tolist(), frame["label"].tolist())
+    assert [params["epochs"] for params in search.cv_results_["params"]] == [1, 2]
+    assert search.best_estimator_.config.epochs == search.best_params_["epochs"]
+
+
+def test_a_pickled_classifier_predicts_as_the_original(fitted, tmp_path):
+    import pickle
+
+    texts = make_texts(12, seed=9)["text"].tolist()
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict_proba(texts), fitted.predict_proba(texts))
+    fitted.save(tmp_path / "run")
+    quantized = TextClassifier.load(tmp_path / "run", runtime="torch-int8")
+    with pytest.raises(BertclfError, match=r"cannot be pickled: use save\(path\)"):
+        pickle.dumps(quantized)

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from bertclf import BertclfError, TextClassifier
-from bertclf.inference import export as exporters_module
-from bertclf.inference import model_runtime
-from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
+from bertclf import classifier as classifier_module
+from bertclf.inference import open_runtime
+from bertclf.inference import quantization as quantization_module
+from tests.helpers import make_multilabel_texts, make_tail_texts, make_texts
 
 CASES = {
     "multiclass": ({}, make_texts),
@@ -28,7 +29,7 @@ def fitted_cases(tiny_model):
             for name, (options, make) in CASES.items()}
 
 
-@pytest.mark.parametrize("quantize", [None, "int8"])
+@pytest.mark.parametrize("quantize", [None, pytest.param("int8", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("case", list(CASES))
 def test_export_load_predict_round_trip(fitted_cases, tmp_path, case, quantize):
     classifier = fitted_cases[case]
@@ -56,8 +57,8 @@ def test_export_load_predict_round_trip(fitted_cases, tmp_path, case, quantize):
 
 
 def test_a_failed_check_writes_nothing(fitted_cases, tmp_path, monkeypatch):
-    monkeypatch.setattr(exporters_module, "compare", lambda *args: {"texts": 10, "agreement": 0.9,
-                                                                  "max_probability_difference": 0.5})
+    monkeypatch.setattr(classifier_module, "compare_with_export", lambda *args: {"texts": 10, "agreement": 0.9,
+                                                                             "max_probability_difference": 0.5})
     with pytest.raises(BertclfError, match=r"agrees with PyTorch on only 90\.00% of 10 labels"):
         fitted_cases["multiclass"].export(tmp_path / "out" / "export", check_data=make_texts(10, seed=3))
     assert not (tmp_path / "out").exists()
@@ -113,7 +114,7 @@ def test_without_the_onnx_extra_the_error_names_the_install(fitted_cases, tmp_pa
     with pytest.raises(BertclfError, match=r"pip install 'bertclf\[onnx\]'"):
         fitted_cases["multiclass"].export(tmp_path / "export", check_data=make_texts(10, seed=3))
     with pytest.raises(BertclfError, match=r"pip install 'bertclf\[onnx\]'"):
-        model_runtime(fitted_cases["multiclass"].model_, "onnx", fitted_cases["multiclass"].tokenizer_)
+        open_runtime(fitted_cases["multiclass"].model_, "onnx", fitted_cases["multiclass"].tokenizer_)
     assert not (tmp_path / "export").exists()
 
 
@@ -146,7 +147,7 @@ def test_outlier_channels_are_split_off_exactly_and_make_int8_closer(tmp_path):
     model = _product_graph(weight)
     peaks = [np.abs(x).max(axis=0)]
     split = _product_graph(weight)
-    kept = exporters_module._split_outlier_channels(split, exporters_module._weighted_products(split), peaks)
+    kept = quantization_module._split_outlier_channels(split, quantization_module._weighted_products(split), peaks)
     assert kept == ["product/outlier_product"]
     np.testing.assert_allclose(_run(split, x), _run(model, x), rtol=1e-5, atol=1e-5)  # the same function in fp32
 
@@ -163,7 +164,7 @@ def test_outlier_channels_are_split_off_exactly_and_make_int8_closer(tmp_path):
 def test_a_product_without_outliers_is_left_alone():
     weight = np.ones((16, 4), dtype=np.float32)
     model = _product_graph(weight)
-    kept = exporters_module._split_outlier_channels(model, exporters_module._weighted_products(model),
+    kept = quantization_module._split_outlier_channels(model, quantization_module._weighted_products(model),
                                                     [np.ones(16, dtype=np.float32)])
     assert kept == [] and [node.op_type for node in model.graph.node] == ["MatMul"]
 
@@ -181,7 +182,7 @@ def test_embedding_tables_are_stored_int8_by_row_and_looked_up_almost_exactly():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 16])],
         [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.ones((4, 4), np.float32), "small")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    exporters_module._int8_rows(model, 100)
+    quantization_module._int8_rows(model, 100)
     stored = {tensor.name: tensor for tensor in model.graph.initializer}
     assert stored["table/int8"].data_type == TensorProto.INT8 and "table" not in stored
     assert stored["small"].data_type == TensorProto.FLOAT  # fewer rows than a vocabulary: left alone

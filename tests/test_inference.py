@@ -7,20 +7,22 @@ import pytest
 import torch
 
 from bertclf import BertclfError, TextClassifier
-from bertclf import inference as inference_module
-from bertclf.batching import PadBatch
+from bertclf.batching import PadBatch, pad
 from bertclf.config import ClassifierConfig
-from bertclf.inference import (
-    OnnxRuntime,
-    Predictor,
-    TorchRuntime,
-    group_windows,
-    model_runtime,
-    pad,
-    sorted_batches,
+from bertclf.inference import OnnxRuntime, Predictor, TorchRuntime, open_runtime
+from bertclf.inference.predictor import group_window_vectors, sorted_batches
+from bertclf.inference.quantization import (
+    CALIBRATION_ROWS,
+    CALIBRATION_TOKENS,
+    FullRangeDynamicLinear,
+    OutlierSplitLinear,
+    _int8_dot_products,
+    calibration_rows,
+    outlier_channels,
+    quantize_linear_layers,
 )
 from bertclf.modeling import build_model
-from tests.conftest import make_tail_texts
+from tests.helpers import make_tail_texts
 
 
 def test_batches_are_sorted_longest_first_and_padded_to_their_own_longest():
@@ -31,7 +33,7 @@ def test_batches_are_sorted_longest_first_and_padded_to_their_own_longest():
 
 def test_window_vectors_are_grouped_per_text():
     vectors = np.arange(12, dtype=np.float32).reshape(6, 2)
-    windows, mask = group_windows(vectors, [2, 1, 3])
+    windows, mask = group_window_vectors(vectors, [2, 1, 3])
     assert windows.shape == (3, 3, 2) and mask.tolist() == [[1, 1, 0], [1, 0, 0], [1, 1, 1]]
     assert windows[1, 0].tolist() == [4, 5] and windows[1, 1].tolist() == [0, 0]
 
@@ -82,7 +84,7 @@ def test_every_runtime_computes_what_torch_computes(chunked_classifier, name):
     texts = make_tail_texts(25, seed=3)["text"].tolist()
     token_ids = chunked_classifier.encode(texts)
     reference = chunked_classifier.predictor().predict_proba(token_ids)
-    runtime = model_runtime(chunked_classifier.model_, name, chunked_classifier.tokenizer_)
+    runtime = open_runtime(chunked_classifier.model_, name, chunked_classifier.tokenizer_)
     assert runtime.name == name and isinstance(runtime, OnnxRuntime) == name.startswith("onnx")
     probabilities = chunked_classifier.predictor(runtime).predict_proba(token_ids)
     tolerance = 1e-4 if name == "onnx" else 0.05  # int8 weights move probabilities a little
@@ -98,13 +100,13 @@ def test_calibration_rows_are_vocabulary_ids_between_the_special_tokens(packaged
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(packaged_model_path)
-    rows = inference_module.calibration_rows(tokenizer)
-    assert len(rows) == inference_module.CALIBRATION_ROWS
+    rows = calibration_rows(tokenizer)
+    assert len(rows) == CALIBRATION_ROWS
     special = set(tokenizer.all_special_ids)
     for row in rows:
         assert row[0] == tokenizer.cls_token_id and row[-1] == tokenizer.sep_token_id
-        assert len(row) == inference_module.CALIBRATION_TOKENS + 2 and not special & set(row[1:-1])
-    assert rows == inference_module.calibration_rows(tokenizer)  # the same graph quantizes the same way
+        assert len(row) == CALIBRATION_TOKENS + 2 and not special & set(row[1:-1])
+    assert rows == calibration_rows(tokenizer)  # the same graph quantizes the same way
 
 
 def test_an_outlier_split_linear_layer_computes_the_same_and_quantizes_closer():
@@ -114,9 +116,9 @@ def test_an_outlier_split_linear_layer_computes_the_same_and_quantizes_closer():
     linear = torch.nn.Linear(64, 32)
     inputs = torch.randn(200, 64)
     inputs[:, 7] *= 40  # one channel a BERT LayerNorm keeps large
-    outliers = inference_module.outlier_channels(inputs.abs().amax(dim=0).numpy())
+    outliers = outlier_channels(inputs.abs().amax(dim=0).numpy())
     assert outliers.tolist() == [7]
-    split = inference_module.OutlierSplitLinear(linear, outliers)
+    split = OutlierSplitLinear(linear, outliers)
     torch.testing.assert_close(split(inputs), linear(inputs), atol=1e-4, rtol=1e-5)  # the same function in fp32
 
     def int8(module):
@@ -128,16 +130,16 @@ def test_an_outlier_split_linear_layer_computes_the_same_and_quantizes_closer():
     assert split_error < plain_error / 5
 
 
-@pytest.mark.skipif(not inference_module._int8_dot_products(), reason="the CPU has no VNNI: torch keeps 7 bits")
+@pytest.mark.skipif(not _int8_dot_products(), reason="the CPU has no VNNI: torch keeps 7 bits")
 def test_int8_linear_layers_use_the_full_eight_bits_where_the_cpu_allows(tiny_model):
     from torch.ao import quantization
     from transformers import AutoTokenizer
 
     torch.manual_seed(0)
     model = build_model(ClassifierConfig(model=tiny_model), ["a", "b"], multilabel=False)
-    quantized = inference_module.quantize_linear_layers(copy.deepcopy(model), AutoTokenizer.from_pretrained(tiny_model))
+    quantized = quantize_linear_layers(copy.deepcopy(model), AutoTokenizer.from_pretrained(tiny_model))
     layers = [module for module in quantized.modules() if isinstance(module, torch.ao.nn.quantized.dynamic.Linear)]
-    assert layers and all(isinstance(layer, inference_module.FullRangeDynamicLinear) for layer in layers)
+    assert layers and all(isinstance(layer, FullRangeDynamicLinear) for layer in layers)
     linear = torch.nn.Linear(64, 32)
     inputs = torch.randn(200, 64)
     exact = linear(inputs).detach()
@@ -145,5 +147,5 @@ def test_int8_linear_layers_use_the_full_eight_bits_where_the_cpu_allows(tiny_mo
                                           dtype=torch.qint8)
     eight = quantization.quantize_dynamic(torch.nn.Sequential(copy.deepcopy(linear)), {torch.nn.Linear},
                                           dtype=torch.qint8,
-                                          mapping={torch.nn.Linear: inference_module.FullRangeDynamicLinear})
+                                          mapping={torch.nn.Linear: FullRangeDynamicLinear})
     assert (eight(inputs) - exact).abs().mean() < 0.7 * (seven(inputs) - exact).abs().mean()

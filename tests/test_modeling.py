@@ -1,4 +1,3 @@
-import json
 import shutil
 
 import numpy as np
@@ -9,22 +8,20 @@ from transformers import AutoModelForSequenceClassification, BertConfig, Roberta
 from bertclf.config import DEFAULT_MODEL, ClassifierConfig
 from bertclf.errors import BertclfError
 from bertclf.modeling import (
-    ChunkPooling,
     PooledClassifier,
     build_model,
     first_token_last_layer,
-    group_windows,
-    head_parameter_names,
     load_model,
     load_tokenizer,
-    mean_pool,
     resolve_model_path,
     resolve_pooling,
     save_model,
     sentence_pooling,
-    start_at_label_priors,
     uses_native_head,
 )
+from bertclf.modeling.networks import ChunkPooling, group_window_vectors, mean_pool
+from bertclf.training import head_parameter_names, start_at_label_priors
+from tests.helpers import sentence_transformers_layout
 
 
 def test_default_model_resolves_to_the_packaged_copy(packaged_model_path):
@@ -43,17 +40,6 @@ def test_unknown_hub_id_offline_is_one_line():
     with pytest.raises(BertclfError, match="cannot load model 'no-such-org/no-such-model'") as raised:
         load_tokenizer("no-such-org/no-such-model")
     assert "\n" not in str(raised.value)
-
-
-def sentence_transformers_layout(directory, **modes: bool) -> str:
-    """Give a model directory sentence-transformers' modules.json and pooling configuration with these modes."""
-    (directory / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]))
-    (directory / "1_Pooling").mkdir(exist_ok=True)
-    (directory / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 32, **{f"pooling_mode_{mode}": on for mode, on in modes.items()}}))
-    return str(directory)
 
 
 def test_sentence_pooling_is_read_from_a_sentence_transformers_layout(tiny_model, packaged_model_path, tmp_path):
@@ -119,9 +105,9 @@ def test_corrupt_weights_are_reported(tiny_model, tmp_path):
         load_model(tmp_path, config, 2)
 
 
-def test_group_windows_pads_texts_and_masks_the_padding():
+def test_group_window_vectors_pads_texts_and_masks_the_padding():
     vectors = torch.arange(12, dtype=torch.float32).reshape(6, 2)  # windows of 3 texts: 1 + 3 + 2
-    padded, mask = group_windows(vectors, torch.tensor([1, 3, 2]))
+    padded, mask = group_window_vectors(vectors, torch.tensor([1, 3, 2]))
     assert padded.shape == (3, 3, 2)
     assert mask.tolist() == [[True, False, False], [True, True, True], [True, True, False]]
     assert padded[1].tolist() == vectors[1:4].tolist() and padded[0, 1:].abs().sum() == 0

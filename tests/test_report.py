@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 
 from bertclf import BertclfError, TextClassifier, rundir
-from bertclf.reporting.page import Evaluation, calibration, load_inputs, mistakes, rebuild
-from tests.conftest import make_multilabel_texts, make_tail_texts, make_texts
+from bertclf.reporting import Evaluation, ReportInputs, load_inputs, rebuild
+from bertclf.reporting.figures import calibration, mistakes
+from tests.helpers import make_multilabel_texts, make_tail_texts, make_texts
 
 EVERY_RUN = ("run", "data", "learning-curves", "test-metrics", "confusion-matrix", "pr-roc", "calibration", "mistakes",
              "baseline")
@@ -70,6 +71,11 @@ def test_a_multiclass_run_writes_every_section_with_the_baseline(tiny_options, t
     assert baseline["metrics"]["n"] == 30 and 0 <= baseline["metrics"]["accuracy"] <= 1
     history = classifier.metrics_["training"]
     assert history["log"] and history["log"][-1]["step"] == history["history"][-1]["step"]
+    # the report's costs as bertclf timed them; writing the page is timed by save, which leaves the classifier as it was
+    report_seconds = rundir.read_json(run / rundir.METRICS_FILE)["training"]["report_seconds"]
+    assert set(report_seconds) == {"inspect_data", "tfidf_baseline", "write_report"}
+    assert all(isinstance(seconds, float) and seconds >= 0 for seconds in report_seconds.values())
+    assert "write_report" not in history["report_seconds"]
 
 
 def test_a_multilabel_run_adds_the_threshold_sweep(tiny_options, tmp_path):
@@ -99,17 +105,18 @@ def test_a_report_rebuilds_and_draws_a_new_labelled_file(tiny_options, text_file
                                                               test=text_files["test"]).save(tmp_path / "run")
     (run / rundir.REPORT_FILE).unlink()
     classifier = TextClassifier.load(run)
-    rebuild(run, classifier)
+    inputs = classifier.report_inputs(run.name, *load_inputs(run))
+    rebuild(run, inputs)
     assert read_page(run / rundir.REPORT_FILE).sections == list(EVERY_RUN)
     new = tmp_path / "new.csv"
     make_texts(45, seed=9).to_csv(new, index=False)
-    rebuild(run, classifier, str(new))
+    rebuild(run, inputs, classifier.evaluation_of(str(new)))
     page = read_page(run / rundir.REPORT_FILE)
     assert page.sections == list(EVERY_RUN)
     assert "Test metrics (new.csv, 45 texts)" in " ".join(page.text)
     # without the training file the baseline cannot be retrained for the new file: the page says nothing of it
     text_files["train"].unlink()
-    rebuild(run, classifier, str(new))
+    rebuild(run, inputs, classifier.evaluation_of(str(new)))
     assert "baseline" not in read_page(run / rundir.REPORT_FILE).sections
 
 
@@ -118,7 +125,22 @@ def test_a_damaged_prediction_file_is_a_one_line_error(tiny_options, text_files,
                                                               test=text_files["test"]).save(tmp_path / "run")
     (run / rundir.TEST_PREDICTIONS_FILE).write_bytes(b"PAR1 not really")
     with pytest.raises(BertclfError, match=r"test_predictions\.parquet is corrupt"):
-        load_inputs(run, TextClassifier.load(run))
+        load_inputs(run)
+
+
+def test_a_page_rebuilds_from_values_alone(tmp_path):
+    """No classifier: the inputs are plain values, and the decision rule any function of the probabilities."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 40)
+    probabilities = rng.dirichlet(np.ones(3), 40)
+    metrics = {"test": {"n": 40, "accuracy": float((probabilities.argmax(axis=1) == labels).mean())}}
+    inputs = ReportInputs("values", {"model": "none", "metric": "accuracy"}, ["a", "b", "c"], False, metrics,
+                          None, 0, lambda rows: rows.argmax(axis=1), None,
+                          Evaluation("test", [f"text {i}" for i in range(40)], labels, probabilities), None)
+    page = read_page(rebuild(tmp_path, inputs))
+    assert page.sections == ["run", "test-metrics", "confusion-matrix", "pr-roc", "calibration", "mistakes"]
+    check_images(page)
+    assert "Test metrics (test, 40 texts)" in " ".join(page.text)
 
 
 def test_calibration_error_of_a_calibrated_and_an_overconfident_model():

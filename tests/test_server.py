@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,8 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bertclf import TextClassifier
-from bertclf.serving.app import ServeSettings, create_app
-from tests.conftest import make_multilabel_texts, make_texts
+from bertclf.serving import ServeSettings, create_app
+from bertclf.serving.batcher import Batcher
+from bertclf.serving.monitoring import ServerMetrics
+from tests.helpers import free_port, make_multilabel_texts, make_texts
 
 SETTINGS = ServeSettings(max_texts_per_request=4, max_text_chars=200, max_body_bytes=2000, max_concurrent_requests=8)
 
@@ -44,6 +47,7 @@ def test_predict_answers_each_text_in_order_as_offline_predict(client, classifie
     answer = client.post("/predict", json={"texts": texts})
     assert answer.status_code == 200
     predictions = answer.json()["predictions"]
+    assert all(set(p) == {"label", "probabilities"} for p in predictions)
     assert [p["label"] for p in predictions] == classifier.predict(texts)
     offline = classifier.predict_proba(texts)
     for row, prediction in zip(offline, predictions, strict=True):
@@ -66,7 +70,11 @@ def test_health_ready_info_metrics_and_docs(client, classifier):
                  "bertclf_request_seconds_bucket", "bertclf_batch_texts_bucket", "bertclf_queue_texts",
                  "bertclf_texts_total"):
         assert name in metrics
-    assert "/predict" in client.get("/openapi.json").json()["paths"] and client.get("/docs").status_code == 200
+    openapi = client.get("/openapi.json").json()
+    answers = openapi["paths"]["/predict"]["post"]["responses"]
+    assert answers["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/PredictResponse"}
+    assert {"400", "413", "422", "503"} <= set(answers) and "Prediction" in openapi["components"]["schemas"]
+    assert client.get("/docs").status_code == 200
 
 
 BAD_REQUESTS = {
@@ -109,6 +117,7 @@ def test_multilabel_answers_apply_the_saved_or_the_requested_threshold(multilabe
     with TestClient(create_app(multilabel_classifier, SETTINGS)) as client:
         texts = make_multilabel_texts(4, seed=5)["text"].tolist()
         saved = client.post("/predict", json={"texts": texts}).json()["predictions"]
+        assert all(set(p) == {"labels", "probabilities"} for p in saved)
         assert [tuple(p["labels"]) for p in saved] == multilabel_classifier.predict(texts)
         everything = client.post("/predict", json={"texts": texts, "threshold": 0.01}).json()["predictions"]
         assert all(p["labels"] == multilabel_classifier.classes_ for p in everything)
@@ -150,12 +159,41 @@ def test_requests_beyond_the_concurrency_cap_are_refused_with_retry_after(classi
     assert 'bertclf_requests_total{status="503"}' in metrics
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def test_texts_are_tokenized_in_the_model_worker_off_the_event_loop(classifier, monkeypatch):
+    threads = []
+
+    def encode(texts):
+        threads.append(threading.current_thread().name)
+        return TextClassifier.encode(classifier, texts)
+
+    monkeypatch.setattr(classifier, "encode", encode)
+    with TestClient(create_app(classifier, SETTINGS)) as client:
+        assert client.post("/predict", json={"text": "soup"}).status_code == 200
+    assert len(threads) == 2 and all(name.startswith("bertclf-model") for name in threads)  # warm-up and request
 
 
+def test_a_request_whose_client_went_away_is_left_out_of_the_model_call(classifier):
+    async def one_left_while_waiting():
+        metrics = ServerMetrics()
+        batcher = Batcher(classifier, ServeSettings(max_wait_ms=500), metrics)
+        batcher.start()
+        try:
+            gone = asyncio.ensure_future(batcher.probabilities(["goes away"]))
+            kept = asyncio.ensure_future(batcher.probabilities(["stays", "for its answer"]))
+            while metrics.registry.get_sample_value("bertclf_queue_texts") < 3:  # both wait for companions
+                await asyncio.sleep(0.005)
+            gone.cancel()
+            return await kept, metrics
+        finally:
+            await batcher.stop()
+
+    rows, metrics = asyncio.run(one_left_while_waiting())
+    assert rows.shape == (2, len(classifier.classes_))
+    assert metrics.registry.get_sample_value("bertclf_texts_total") == 2
+    assert metrics.registry.get_sample_value("bertclf_batch_texts_count") == 1
+
+
+@pytest.mark.slow
 def test_the_real_command_serves_and_stops_cleanly_on_sigterm(classifier, tmp_path):
     classifier.save(tmp_path / "run")
     port = free_port()
@@ -186,6 +224,7 @@ def test_the_real_command_serves_and_stops_cleanly_on_sigterm(classifier, tmp_pa
     assert b"Traceback" not in process.stderr.read()
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_line_before_the_model_loads(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from bertclf.thresholds import CANDIDATES, MIN_POSITIVES_TO_TUNE, decide, tune_thresholds
+from bertclf.thresholds import MIN_POSITIVES_TO_TUNE, decide, tune_thresholds
 
 
 def separable_case(cut: float, count: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,10 +56,6 @@ def test_min_labels_adds_the_most_probable_labels():
     assert decide(probabilities, 0.5).tolist() == [[False, False, False], [True, True, False]]
     assert decide(probabilities, 0.5, min_labels=1).tolist() == [[False, True, False], [True, True, False]]
     assert decide(probabilities, 0.5, min_labels=2).tolist() == [[False, True, True], [True, True, False]]
-
-
-def test_candidates_span_the_open_unit_interval():
-    assert CANDIDATES[0] == 0.01 and CANDIDATES[-1] == 0.99 and len(CANDIDATES) == 99
 
 
 def test_a_wide_gap_gives_a_threshold_in_its_middle():

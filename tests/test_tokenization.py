@@ -3,10 +3,11 @@ from transformers import AutoTokenizer, BertConfig, RobertaConfig
 
 from bertclf.errors import BertclfError
 from bertclf.tokenization import (
-    Encoder,
+    TokenEncoder,
     choose_max_length,
     model_token_limit,
     special_tokens,
+    token_lengths,
     tokenize,
     truncate,
     windows,
@@ -26,7 +27,7 @@ def test_special_tokens_are_found_around_the_text(tokenizer):
 def test_head_truncation_equals_the_tokenizers_own(tokenizer, max_length):
     texts = ["short", "a considerably longer sentence that has to be cut somewhere in the middle of it " * 3, ""]
     expected = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    assert Encoder(tokenizer, max_length)(texts) == expected
+    assert TokenEncoder(tokenizer, max_length)(texts) == expected
 
 
 def test_tokenize_keeps_everything_without_special_tokens(tokenizer):
@@ -34,6 +35,13 @@ def test_tokenize_keeps_everything_without_special_tokens(tokenizer):
     (ids,) = tokenize(tokenizer, [long_text])
     assert len(ids) == 2000
     assert tokenizer.cls_token_id not in ids
+
+
+def test_token_lengths_count_the_special_tokens_from_texts_or_their_ids(tokenizer):
+    texts = ["short", "word " * 600, ""]
+    expected = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
+    assert token_lengths(tokenizer, texts) == expected == [3, 602, 2]
+    assert token_lengths(tokenizer, tokenize(tokenizer, texts)) == expected
 
 
 CONTENT = list(range(100, 120))  # 20 content tokens
@@ -62,21 +70,21 @@ def test_short_texts_are_one_window_and_long_ones_are_cut_at_max_chunks():
     assert windows(CONTENT, 4, 0, 3) == [CONTENT[0:4], CONTENT[4:8], CONTENT[8:12]]
 
 
-def test_encoder_wraps_every_window_in_special_tokens(tokenizer):
-    encoder = Encoder(tokenizer, 10, "chunks", stride=2, max_chunks=3)
+def test_token_encoder_wraps_every_window_in_special_tokens(tokenizer):
+    encoder = TokenEncoder(tokenizer, 10, "chunks", stride=2, max_chunks=3)
     (document,) = encoder.from_tokens([CONTENT])
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     assert document == [[cls, *range(100, 108), sep], [cls, *range(106, 114), sep], [cls, *range(112, 120), sep]]
     assert encoder.from_tokens([[]]) == [[[cls, sep]]]
-    head_tail = Encoder(tokenizer, 10, "head-tail", head_tokens=3)
+    head_tail = TokenEncoder(tokenizer, 10, "head-tail", head_tokens=3)
     assert head_tail.from_tokens([CONTENT]) == [[cls, 100, 101, 102, 115, 116, 117, 118, 119, sep]]
 
 
 def test_impossible_stride_or_head_tokens_are_named(tokenizer):
     with pytest.raises(BertclfError, match="--stride 8 must be below the 8 content tokens"):
-        Encoder(tokenizer, 10, "chunks", stride=8)
+        TokenEncoder(tokenizer, 10, "chunks", stride=8)
     with pytest.raises(BertclfError, match="--head-tokens 9 exceeds the 8 content tokens"):
-        Encoder(tokenizer, 10, "head-tail", head_tokens=9)
+        TokenEncoder(tokenizer, 10, "head-tail", head_tokens=9)
 
 
 def test_auto_max_length_covers_95_percent_in_multiples_of_8():

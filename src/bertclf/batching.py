@@ -18,6 +18,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 POOL_BATCHES = 64  # batches per sorting pool: more means less padding, fewer means more randomness
 
 
+def is_chunked(token_ids: Sequence[Sequence]) -> bool:
+    """Whether each text is a list of windows of ids (the 'chunks' strategy) rather than one list of ids; the first
+    text tells, as one encoding gives every text the same form."""
+    return len(token_ids) > 0 and len(token_ids[0]) > 0 and isinstance(token_ids[0][0], list)
+
+
 class EncodedTexts(Dataset):
     """Token ids per text (a list of ids, or for chunked texts a list of windows of ids) and, for training and
     evaluation, their label rows."""
@@ -34,7 +40,7 @@ class EncodedTexts(Dataset):
 
     @property
     def chunked(self) -> bool:
-        return len(self.token_ids) > 0 and len(self.token_ids[0]) > 0 and isinstance(self.token_ids[0][0], list)
+        return is_chunked(self.token_ids)
 
     @property
     def lengths(self) -> list[int]:
@@ -42,6 +48,17 @@ class EncodedTexts(Dataset):
         if self.chunked:
             return [sum(len(window) for window in windows) for windows in self.token_ids]
         return [len(ids) for ids in self.token_ids]
+
+
+def pad(rows: Sequence[Sequence[int]], pad_token_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids padded to the longest row, and the attention mask (int64, as the encoders take them)."""
+    longest = max(len(ids) for ids in rows)
+    input_ids = np.full((len(rows), longest), pad_token_id, dtype=np.int64)
+    attention_mask = np.zeros((len(rows), longest), dtype=np.int64)
+    for row, ids in enumerate(rows):
+        input_ids[row, : len(ids)] = ids
+        attention_mask[row, : len(ids)] = 1
+    return input_ids, attention_mask
 
 
 class PadBatch:
@@ -55,17 +72,13 @@ class PadBatch:
         self.pad_token_id = pad_token_id
 
     def __call__(self, items: list[tuple[Sequence, np.ndarray | None]]) -> dict[str, torch.Tensor]:
-        chunked = isinstance(items[0][0][0], list)
-        rows = [window for ids, _ in items for window in ids] if chunked else [ids for ids, _ in items]
-        longest = max(len(ids) for ids in rows)
-        input_ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
-        for row, ids in enumerate(rows):
-            input_ids[row, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
-            attention_mask[row, : len(ids)] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        token_ids = [ids for ids, _ in items]
+        chunked = is_chunked(token_ids)
+        input_ids, attention_mask = pad([window for ids in token_ids for window in ids] if chunked else token_ids,
+                                        self.pad_token_id)
+        batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
         if chunked:
-            batch["chunk_counts"] = torch.tensor([len(ids) for ids, _ in items])
+            batch["chunk_counts"] = torch.tensor([len(ids) for ids in token_ids])
         if items[0][1] is not None:
             batch["labels"] = torch.as_tensor(np.stack([label for _, label in items]))
         return batch

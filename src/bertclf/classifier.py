@@ -13,48 +13,42 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from accelerate.utils import set_seed
+from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
 
-from bertclf import __version__, rundir
+from bertclf import __version__, fitting, rundir
 from bertclf.batching import EncodedTexts
-from bertclf.config import RUNTIMES, TASK_METRICS, ClassifierConfig
-from bertclf.data import DataSource, encode_labels, join_texts, load_examples, make_splits, training_classes
+from bertclf.config import RUNTIMES, ClassifierConfig
+from bertclf.data import DataSource, encode_labels, join_texts, load_examples
+from bertclf.device import resolve_precision
 from bertclf.errors import BertclfError
+from bertclf.export_check import MIN_FP32_AGREEMENT, compare_with_export, examples_for_export_check
 from bertclf.inference import (
+    OnnxRuntime,
     Predictor,
     Runtime,
     TorchRuntime,
-    export_runtime,
-    model_runtime,
+    export_graphs,
+    make_predictor,
+    open_runtime,
+    predict_and_score,
+    raise_if_unavailable,
     read_export_info,
-    resolve_precision,
     resolve_runtime,
+    thresholds_in_force,
+    write_export_files,
 )
-from bertclf.metrics import classification_metrics, multilabel_metrics
-from bertclf.modeling import (
-    CachedFeatures,
-    EncoderFeatures,
-    build_model,
-    first_token_last_layer,
-    frozen_encoder_head,
-    load_encoder_config,
-    load_model,
-    load_tokenizer,
-    save_model,
-    start_at_label_priors,
-    vocabulary_rows,
-    with_concrete_pooling,
+from bertclf.modeling import load_model, load_tokenizer, save_model, vocabulary_rows
+from bertclf.reporting import (
+    DataInspection,
+    Evaluation,
+    ReportInputs,
+    save_inputs,
+    with_report_writing_time,
+    write_model_card,
+    write_report,
 )
-from bertclf.reporting import page as report
-from bertclf.reporting.baseline import tfidf_baseline
-from bertclf.reporting.inspection import DataInspection, inspect_data
-from bertclf.reporting.model_card import write_model_card
-from bertclf.thresholds import tune_thresholds
-from bertclf.tokenization import Encoder, choose_max_length, model_token_limit, special_tokens, tokenize
-from bertclf.training import loop as trainer
-from bertclf.training.checkpoints import Checkpoints, fingerprint
-from bertclf.training.loop import TrainState, class_weights, loss_function
-from bertclf.training.tracking import Tracking
+from bertclf.tokenization import TokenEncoder
+from bertclf.training import TrainState
 
 log = logging.getLogger("bertclf")
 
@@ -68,258 +62,123 @@ class TextClassifier:
 
     def __init__(self, config: ClassifierConfig | None = None, **options: Any):
         self.config = dataclasses.replace(config or ClassifierConfig(), **options)
-        self.classes_: list[Any] | None = None
-        self.task_: str | None = None  # "multiclass" or "multilabel", as found in the training data
-        self.thresholds_: np.ndarray | None = None  # multilabel: one decision threshold per class
-        self.max_length_: int | None = None
-        self.text_encoder_: Encoder | None = None  # texts to token ids under the long-text strategy
-        self.model_: torch.nn.Module | None = None  # the PyTorch network (None when loaded from an ONNX export)
-        self.runtime_: Runtime | None = None  # what runs it: see bertclf.inference
-        self.tokenizer_ = None
-        self.metrics_: dict[str, Any] = {}
-        self.train_state_: TrainState | None = None  # the training loop's record: history, best step, cost
+        self._set_fitted()
+
+    def _set_fitted(self, config: ClassifierConfig | None = None, classes: list[Any] | None = None,
+                    task: str | None = None, max_length: int | None = None, tokenizer: Any = None,
+                    thresholds: np.ndarray | None = None, model: torch.nn.Module | None = None,
+                    runtime: Runtime | None = None, metrics: dict[str, Any] | None = None,
+                    train_state: TrainState | None = None, inspection: DataInspection | None = None,
+                    evaluation: Evaluation | None = None, baseline: dict[str, Any] | None = None,
+                    tracking_dir: Path | None = None) -> None:
+        """The one place where the fitted state is set: by ``fit`` and ``load``, or cleared by the constructor."""
+        self.config_ = config  # the options the model was trained under, resolved (pooling, max_length, task)
+        self.classes_ = classes
+        self.task_ = task  # "multiclass" or "multilabel", as found in the training data
+        self.max_length_ = max_length
+        self.tokenizer_ = tokenizer
+        # texts to token ids under the long-text strategy
+        self.token_encoder_ = None if tokenizer is None else TokenEncoder(
+            tokenizer, max_length, config.long_text, config.head_tokens, config.stride, config.max_chunks)
+        self.thresholds_ = thresholds  # multilabel: one decision threshold per class, tuned on validation data
+        self.model_ = model  # the PyTorch network (None when loaded from an ONNX export)
+        self.runtime_ = runtime  # what runs it: see bertclf.inference
+        self.metrics_ = metrics or {}
+        self.train_state_ = train_state  # the training loop's record: history, best step, cost
         # What the run's report shows beside the metrics (see bertclf.reporting); set by fit, not by load.
-        self.inspection_: DataInspection | None = None
-        self.evaluation_: report.Evaluation | None = None  # the test part's predictions
-        self.baseline_: dict[str, Any] | None = None  # the TF-IDF baseline's test scores
-        self.tracking_dir_: Path | None = None  # trackers' files that belong in the run directory
+        self.inspection_ = inspection
+        self.evaluation_ = evaluation  # the test part's predictions
+        self.baseline_ = baseline  # the TF-IDF baseline's test scores
+        self.tracking_dir_ = tracking_dir  # trackers' files that belong in the run directory
 
-    # --- training -----------------------------------------------------------------------------------
-    def fit(self, train: DataSource | None = None, val: DataSource | None = None, test: DataSource | None = None,
-            *, checkpoint_dir: str | Path | None = None, resume: bool = False) -> TextClassifier:
-        """Train on ``train`` (or ``config.train``), pick the best epoch on ``val``, score ``test``.
+    # --- the scikit-learn estimator contract -----------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The options (the fields of :class:`ClassifierConfig`), as scikit-learn's ``clone`` and searches read them."""
+        return {spec.name: getattr(self.config, spec.name) for spec in dataclasses.fields(ClassifierConfig)}
 
-        With ``checkpoint_dir``, checkpoints are written there as training goes (``save_steps``), and a SIGINT or
-        SIGTERM stops after the current step with a checkpoint; ``resume=True`` continues the run whose checkpoints
-        are there, with the same options and data."""
-        train = train if train is not None else self.config.train
-        val = val if val is not None else self.config.val
-        test = test if test is not None else self.config.test
-        if train is None:
-            raise BertclfError("no training data: pass a file or DataFrame to fit() (--train on the command line)")
-        # Files are recorded with the run, as on the command line, so that its parts can be rebuilt (export checks).
-        self.config = config = dataclasses.replace(with_concrete_pooling(self.config), **{
-            name: str(source) if isinstance(source, (str, Path)) else None
-            for name, source in (("train", train), ("val", val), ("test", test))})
-        if resume:
-            self._check_resumable(checkpoint_dir)
-        elif checkpoint_dir is not None and rundir.checkpoints_in(Path(checkpoint_dir)):
-            raise BertclfError(f"{checkpoint_dir} holds the checkpoints of an interrupted run: resume it "
-                               f"(bertclf train --resume {checkpoint_dir}) or delete it")
-        splits = make_splits(config, train, val, test)
-        task = "multilabel" if splits.train.multilabel else "multiclass"
-        if task == "multilabel" and config.label_smoothing:
-            raise BertclfError("--label-smoothing applies to single-label data; this data is multilabel")
-        if config.metric not in TASK_METRICS[task]:
-            raise BertclfError(f"--metric {config.metric} does not apply to {task} data; choose one of "
-                               f"{', '.join(TASK_METRICS[task])}")
-        classes = training_classes(splits.train, config)
-        train_labels = encode_labels(splits.train, classes)
-        val_labels = encode_labels(splits.val, classes)
-        test_labels = encode_labels(splits.test, classes) if splits.test is not None else None
-        log.info("%s, classes (%d): %s", task, len(classes), ", ".join(map(str, classes)))
-
-        tokenizer = load_tokenizer(config.model)
-        limit = model_token_limit(tokenizer, load_encoder_config(config.model))
-        prefix, suffix = special_tokens(tokenizer)
-        train_tokens = tokenize(tokenizer, splits.train.texts)
-        counts = [len(ids) + len(prefix) + len(suffix) for ids in train_tokens]
-        max_length = self._choose_max_length(counts, limit)
-        self.inspection_ = inspect_data([part for part in (splits.train, splits.val, splits.test) if part is not None],
-                                        tokenizer, config.model, max_length, counts)
-        if self.inspection_.vocabulary_warning():
-            log.warning(self.inspection_.vocabulary_warning())
-
-        self.classes_, self.task_, self.tokenizer_, self.max_length_ = classes, task, tokenizer, max_length
-        self.thresholds_ = None
-        self.text_encoder_ = self._text_encoder()
-        weights = class_weights(train_labels, len(classes), config.class_weights)
-        train_set = EncodedTexts(self.text_encoder_.from_tokens(train_tokens), train_labels)
-        if self.text_encoder_.chunked:
-            windows_per_text = [len(document) for document in train_set.token_ids]
-            log.info("chunks: %.2f windows of %d tokens per training text on average (at most %d)",
-                     np.mean(windows_per_text), max_length, config.max_chunks)
-        val_set = EncodedTexts(self.encode(splits.val.texts), val_labels)
-        test_set = EncodedTexts(self.encode(splits.test.texts), test_labels) if splits.test is not None else None
-        seeds = config.seed_list()
-        if len(seeds) > 1 and resume:
-            raise BertclfError("a run of several --seeds cannot be resumed: each seed's run takes minutes, start again")
-        checkpoints = None
-        if checkpoint_dir is not None and len(seeds) == 1:
-            checkpoints = Checkpoints(Path(checkpoint_dir), config, fingerprint(train_set))
-        runs: list[SeedRun] = []
-        best: SeedRun | None = None
-        for seed in seeds:
-            run = self._train_seed(seed, weights, train_set, val_set, test_set, checkpoints, checkpoint_dir,
-                                   several=len(seeds) > 1)
-            runs.append(run)
-            if best is None or trainer.is_better(run.state.best_score, best.state.best_score, config.metric):
-                if best is not None:
-                    best.model = None  # only the kept model stays in memory; the others leave their scores
-                best = run
-            else:
-                run.model = None
-        model, result = best.model, best.state
-        self.model_, self.train_state_ = model, result
-        self.runtime_ = TorchRuntime(model, resolve_precision(config.mixed_precision))
-        self.thresholds_ = best.thresholds
-        self.metrics_ = {"val": result.best_metrics}
-        self.evaluation_ = self.baseline_ = None
-        if test_set is not None:
-            self.metrics_["test"] = best.test_metrics
-            self.evaluation_ = report.Evaluation("test", splits.test.texts, test_labels, best.test_probabilities)
-            self.baseline_ = tfidf_baseline(splits.train.texts, train_labels, splits.val.texts, val_labels,
-                                            splits.test.texts, test_labels, classes, config.threshold_strategy)
-        self.metrics_["training"] = {
-            "best_step": result.best_step, "stopped_early": result.stopped_early,
-            "train_seconds": round(result.train_seconds, 2), "train_samples": result.train_samples,
-            "train_samples_per_second": round(result.train_samples_per_second, 2),
-            "max_length": max_length, "history": result.history, "log": result.log,
-            "environment": report.environment(next(model.parameters()).device.type),
-        }
-        if len(seeds) > 1:
-            self.metrics_["seeds"] = seed_summary(runs, best)
-            log.info("kept the model of seed %d (best validation %s %.4f of %d seeds)", best.seed, config.metric,
-                     result.best_score, len(seeds))
+    def set_params(self, **options: Any) -> TextClassifier:
+        """Change options, checked as the constructor checks them; a fitted model keeps its own until ``fit``
+        (prediction options such as ``eval_batch_size``, ``threshold`` and ``min_labels`` apply at once)."""
+        self.config = dataclasses.replace(self.config, **options)
         return self
 
-    def _train_seed(self, seed: int, weights: torch.Tensor | None, train_set: EncodedTexts, val_set: EncodedTexts,
-                    test_set: EncodedTexts | None, checkpoints: Checkpoints | None,
-                    checkpoint_dir: str | Path | None, several: bool) -> SeedRun:
-        """One training run from a fresh head under ``seed``, scored on the validation and test parts."""
-        config, task = self.config, self.task_
-        multilabel = task == "multilabel"
-        precision = resolve_precision(config.mixed_precision)
-        if several:
-            log.info("seed %d", seed)
-        set_seed(seed)
-        model = build_model(config, self.classes_, multilabel=multilabel)
-        if multilabel:
-            start_at_label_priors(model, train_set.labels, weights)
-        training_model, training_set = model, train_set
-        head = frozen_encoder_head(model) if config.freeze_encoder else None
-        feature_seconds = 0.0
-        if head is not None:  # each text's encoder output once; then the head trains on those vectors alone
-            started = time.perf_counter()
-            features = Predictor(TorchRuntime(EncoderFeatures(model), precision), self.tokenizer_.pad_token_id,
-                                 config.eval_batch_size, across_processes=True).logits(train_set.token_ids)
-            training_model = CachedFeatures(torch.from_numpy(features), head)
-            training_set = EncodedTexts([[row] for row in range(len(features))], train_set.labels)
-            feature_seconds = time.perf_counter() - started
-        tracking = self._tracking(checkpoint_dir, f"seed{seed}" if several else None)
-        seeded = dataclasses.replace(config, seed=seed)
-        try:
-            with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute it only
-                trained, state = trainer.train(
-                    training_model, training_set, seeded, pad_token_id=self.tokenizer_.pad_token_id,
-                    loss_fn=loss_function(multilabel, weights, config.loss, config.focal_gamma,
-                                          config.label_smoothing),
-                    # the whole model is scored (the cached features' head is the model's own)
-                    evaluate=lambda _trained: self._score(TorchRuntime(model, precision), val_set, tune=True,
-                                                          across_processes=True),
-                    checkpoints=checkpoints, tracking=tracking)
-            state.train_seconds += feature_seconds  # computing the features is part of training
-            if head is None:
-                model = trained  # the same network, unwrapped, holding its best weights
-            thresholds = (np.array(list(state.best_metrics["thresholds"].values())) if multilabel else None)
-            run = SeedRun(seed, model, state, thresholds)
-            if test_set is not None:
-                self.thresholds_ = thresholds  # the tuned thresholds decide the test labels
-                run.test_probabilities, run.test_metrics = self._predict_and_score(
-                    TorchRuntime(model, precision), test_set, across_processes=True)
-                if tracking is not None:
-                    tracking.log({f"test/{name}": value for name, value in run.test_metrics.items()
-                                  if isinstance(value, (int, float))}, state.step)
-        finally:
-            if tracking is not None:
-                tracking.finish()
-        return run
+    def score(self, data: Sequence[str] | pd.DataFrame, labels: Sequence[Any]) -> float:
+        """Accuracy on ``(texts, labels)`` (multilabel: the share of texts whose label set is exactly right), as
+        scikit-learn's ``cross_val_score`` and ``GridSearchCV`` score a classifier by default."""
+        predicted = self.predict(data)
+        if self.task_ == "multilabel":
+            return float(np.mean([set(row) == set(truth) for row, truth in zip(predicted, labels, strict=True)]))
+        return float(np.mean([row == truth for row, truth in zip(predicted, labels, strict=True)]))
 
-    def _tracking(self, checkpoint_dir: str | Path | None, seed_name: str | None = None) -> Tracking | None:
-        """The trackers of ``--report-to`` (one run per seed where there are several); without ``--tracking-dir``
-        their files go into the run directory (by way of the checkpoint folder, which becomes it on the command
-        line) or ./tracking."""
-        config = self.config
-        if not config.report_to:
-            return None
-        if config.tracking_dir is not None:
-            folder, self.tracking_dir_ = Path(config.tracking_dir), None
-        elif checkpoint_dir is not None:
-            folder = self.tracking_dir_ = Path(checkpoint_dir) / rundir.TRACKING_DIR
-        else:
-            folder, self.tracking_dir_ = Path(rundir.TRACKING_DIR), None
-        name = Path(config.output).name if config.output else "bertclf"
-        return Tracking(config.report_to, folder, f"{name}-{seed_name}" if seed_name else name, config.to_dict())
+    def __sklearn_tags__(self) -> Tags:
+        """What scikit-learn's model selection reads: a classifier (so its folds are stratified) of texts."""
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(),
+                    input_tags=InputTags(one_d_array=True, two_d_array=False, string=True))
 
-    def _check_resumable(self, checkpoint_dir: str | Path | None) -> None:
-        """A run to resume must have a checkpoint, and this classifier its options (see RESUME_SAFE)."""
-        if checkpoint_dir is None:
-            raise BertclfError("resume=True needs the checkpoint_dir of the interrupted run")
-        interrupted = ClassifierConfig.from_file(rundir.interrupted_run_options(Path(checkpoint_dir)))
-        changed = self.config.changes_on_resume(interrupted)
-        if changed:
-            raise BertclfError("resuming needs the interrupted run's options, but " + ", ".join(
-                f"--{name.replace('_', '-')} is {getattr(self.config, name)!r} (was {getattr(interrupted, name)!r})"
-                for name in changed))
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling keeps the PyTorch network and rebuilds its runtime on loading; a classifier running an ONNX or
+        int8 runtime has no network to pickle: save and load its directory instead."""
+        if self.runtime_ is not None and (self.model_ is None or self.runtime_.name != "torch"):
+            raise BertclfError(f"a classifier running on {self.runtime_.name} cannot be pickled: use save(path) "
+                               "and TextClassifier.load(path)")
+        return {**self.__dict__, "runtime_": None}
 
-    def _choose_max_length(self, counts: Sequence[int], limit: int) -> int:
-        requested = self.config.max_length
-        if requested == "auto":
-            chosen = choose_max_length(counts, limit)
-        elif requested > limit:
-            log.warning("warning: --max-length %d exceeds the model's limit; using %d", requested, limit)
-            chosen = limit
-        else:
-            chosen = requested
-        covered = float(np.mean(np.asarray(counts) <= chosen))
-        log.info("max length: %d tokens (%s; covers %.1f%% of training texts in full; model limit %d)",
-                 chosen, "auto" if requested == "auto" else "set", 100 * covered, limit)
-        return chosen
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.model_ is not None:
+            self.runtime_ = self._torch_runtime()
+
+    # --- training -----------------------------------------------------------------------------------
+    def fit(self, train: DataSource | Sequence[str] | None = None, labels: Sequence[Any] | None = None, *,
+            val: DataSource | None = None, test: DataSource | None = None, checkpoint_dir: str | Path | None = None,
+            resume: bool = False) -> TextClassifier:
+        """Train on ``train`` (or ``config.train``), pick the best epoch on ``val``, score ``test``.
+
+        Each part is a file path, a DataFrame or a ``(texts, labels)`` pair; ``fit(texts, labels)`` is
+        ``fit((texts, labels))``, as scikit-learn calls it. With ``checkpoint_dir``, checkpoints are written there
+        (``save_steps``) and a SIGINT or SIGTERM stops after the current step with a checkpoint; ``resume=True``
+        continues the run whose checkpoints are there, with the same options and data."""
+        train, val, test = fitting.data_sources(self.config, train, labels, val, test)
+        config = fitting.resolve_options(self.config, train, val, test)
+        fitting.check_checkpoint_dir(config, checkpoint_dir, resume)
+        prepared = fitting.prepare(config, train, val, test)
+        encoded = fitting.encode(config, prepared)
+        runs = fitting.train_seeds(config, prepared, encoded, checkpoint_dir)
+        best = fitting.pick_best(runs, config.metric)
+        outcome = fitting.test_outcome(config, prepared, best)
+        tracking_dir, kept = fitting.tracking_folder(config, checkpoint_dir)
+        self._set_fitted(
+            config=dataclasses.replace(config, max_length=encoded.max_length, task=prepared.task),
+            classes=prepared.classes, task=prepared.task, max_length=encoded.max_length, tokenizer=encoded.tokenizer,
+            thresholds=best.thresholds, model=best.model,
+            runtime=TorchRuntime(best.model, resolve_precision(config.mixed_precision)),
+            metrics=fitting.run_metrics(config, runs, best, encoded, outcome),
+            train_state=best.state, inspection=encoded.inspection, evaluation=outcome and outcome.evaluation,
+            baseline=outcome and outcome.baseline, tracking_dir=tracking_dir if kept and config.report_to else None)
+        return self
 
     # --- inference ----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if self.runtime_ is None:
             raise BertclfError("this TextClassifier is not fitted yet: call fit() or TextClassifier.load()")
 
-    def _text_encoder(self) -> Encoder:
-        config = self.config
-        return Encoder(self.tokenizer_, self.max_length_, config.long_text, config.head_tokens, config.stride,
-                       config.max_chunks)
-
     def encode(self, texts: Sequence[str]) -> list:
         """Model-ready token ids of each text under the long-text strategy (what :meth:`predictor` takes)."""
-        return self.text_encoder_(texts)
+        return self.token_encoder_(texts)
 
     def predictor(self, runtime: Runtime | None = None, across_processes: bool = False) -> Predictor:
         """The predictor of the current settings (batch size, thresholds and minimum labels may change after
-        loading), on this classifier's runtime or another one (see ``Predictor.across_processes``)."""
-        return Predictor(runtime or self.runtime_, self.tokenizer_.pad_token_id, self.config.eval_batch_size,
-                         multilabel=self.task_ == "multilabel", thresholds=self.decision_thresholds(),
-                         min_labels=self.config.min_labels, across_processes=across_processes)
+        fitting), on this classifier's runtime or another one (see ``Predictor.across_processes``)."""
+        return make_predictor(runtime or self.runtime_, self.tokenizer_.pad_token_id, self.config,
+                              self.task_ == "multilabel", self.decision_thresholds(), across_processes)
 
-    def decision_thresholds(self) -> np.ndarray:
+    def decision_thresholds(self) -> np.ndarray | None:
         """Multilabel thresholds in force: ``config.threshold`` when set, else those tuned on validation data."""
-        if self.config.threshold is not None:
-            return np.full(len(self.classes_), self.config.threshold)
-        return self.thresholds_
+        return thresholds_in_force(self.config, self.thresholds_, len(self.classes_))
 
-    def _score(self, runtime: Runtime, dataset: EncodedTexts, tune: bool = False,
-               across_processes: bool = False) -> dict[str, Any]:
-        """Scores on a labelled set; with ``tune`` (validation during training) the multilabel thresholds are
-        first tuned on this very set, as they will be for the model that is kept."""
-        return self._predict_and_score(runtime, dataset, tune, across_processes)[1]
-
-    def _predict_and_score(self, runtime: Runtime, dataset: EncodedTexts, tune: bool = False,
-                           across_processes: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
-        probabilities = self.predictor(runtime, across_processes).predict_proba(dataset.token_ids)
-        if self.task_ != "multilabel":
-            return probabilities, classification_metrics(dataset.labels, probabilities, self.classes_)
-        thresholds = self.decision_thresholds()
-        if tune:
-            thresholds = tune_thresholds(dataset.labels, probabilities, self.config.threshold_strategy,
-                                         self.config.threshold)
-        return probabilities, multilabel_metrics(dataset.labels, probabilities, self.classes_, thresholds,
-                                                 self.config.min_labels)
+    def _torch_runtime(self) -> TorchRuntime:
+        return TorchRuntime(self.model_, resolve_precision(self.config_.mixed_precision))
 
     def _texts(self, data: Sequence[str] | pd.DataFrame) -> list[str]:
         if isinstance(data, str):
@@ -363,14 +222,14 @@ class TextClassifier:
         """Scores on labelled data (a file, a DataFrame or a ``(texts, labels)`` pair)."""
         return self.evaluation_of(data)[1]
 
-    def evaluation_of(self, data: DataSource) -> tuple[report.Evaluation, dict[str, Any]]:
+    def evaluation_of(self, data: DataSource) -> tuple[Evaluation, dict[str, Any]]:
         """Labelled data's predictions (for a report) and scores."""
         self._check_fitted()
         examples = load_examples(data, dataclasses.replace(self.config, task=self.task_))
         labels = encode_labels(examples, self.classes_)
-        probabilities, metrics = self._predict_and_score(self.runtime_, EncodedTexts(self.encode(examples.texts),
-                                                                                      labels))
-        return report.Evaluation(examples.name, examples.texts, labels, probabilities), metrics
+        probabilities, metrics = predict_and_score(self.predictor(), EncodedTexts(self.encode(examples.texts), labels),
+                                                   self.classes_, self.config)
+        return Evaluation(examples.name, examples.texts, labels, probabilities), metrics
 
     # --- persistence --------------------------------------------------------------------------------
     def save(self, path: str | Path, overwrite: bool | None = None) -> Path:
@@ -384,41 +243,76 @@ class TextClassifier:
         rundir.check_output_directory(target, overwrite)
         with rundir.atomic_directory(target) as staging:
             save_model(self.model_, self.tokenizer_, staging, self.max_length_)
-            self.write_description(staging, target.name)
+            metrics = self.metrics_
             if self.inspection_ is not None:  # fitted here: the report and what it is drawn from
                 started = time.perf_counter()
-                report.save_inputs(staging, self.inspection_, self.evaluation_, self.baseline_)
-                report.write_report(staging / rundir.REPORT_FILE, report.inputs_of(
-                    self, target.name, self.inspection_, self.evaluation_, self.baseline_))
-                log.info("report written in %.1f s: %s", time.perf_counter() - started, target / rundir.REPORT_FILE)
+                save_inputs(staging, self.inspection_, self.evaluation_, self.baseline_)
+                write_report(staging / rundir.REPORT_FILE,
+                             self.report_inputs(target.name, self.inspection_, self.evaluation_, self.baseline_))
+                seconds = time.perf_counter() - started
+                log.info("report written in %.1f s: %s", seconds, target / rundir.REPORT_FILE)
+                metrics = with_report_writing_time(metrics, seconds)
+            self.write_description(staging, target.name, metrics=metrics)
             if self.tracking_dir_ is not None and self.tracking_dir_.is_dir():
                 shutil.copytree(self.tracking_dir_, staging / rundir.TRACKING_DIR)
         return target
 
-    def write_description(self, directory: Path, name: str, export: dict[str, Any] | None = None) -> None:
-        """Everything but the network: resolved options, classes, thresholds, scores and the model card."""
-        resolved = dataclasses.replace(self.config, max_length=self.max_length_, task=self.task_)
+    def report_inputs(self, run_name: str, inspection: DataInspection | None = None,
+                      evaluation: Evaluation | None = None, baseline: dict[str, Any] | None = None) -> ReportInputs:
+        """What ``report.html`` shows of this classifier (the options it trained under, its classes, scores and
+        decision rule), beside the data check, a labelled part's predictions and the baseline's scores."""
+        multilabel = self.task_ == "multilabel"
+        return ReportInputs(run_name, self.config_.to_dict(), list(self.classes_), multilabel, self.metrics_,
+                            self.decision_thresholds() if multilabel else None, self.config.min_labels,
+                            self.predictor().decisions, inspection, evaluation, baseline)
+
+    def write_description(self, directory: Path, name: str, export: dict[str, Any] | None = None,
+                          metrics: dict[str, Any] | None = None) -> None:
+        """Everything but the network: resolved options, classes, thresholds, scores (``metrics``, by default the
+        fitted ones) and the model card."""
+        metrics = self.metrics_ if metrics is None else metrics
+        resolved = self.config_
         resolved.save(directory / rundir.CONFIG_FILE)
         rundir.write_json_into(directory / rundir.LABELS_FILE, {"classes": self.classes_})
         if self.thresholds_ is not None:
             thresholds = dict(zip(map(str, self.classes_), self.thresholds_.tolist(), strict=True))
             rundir.write_json_into(directory / rundir.THRESHOLDS_FILE,
                                    {"strategy": self.config.threshold_strategy, "thresholds": thresholds})
-        if self.metrics_:
-            rundir.write_json_into(directory / rundir.METRICS_FILE, self.metrics_)
-        write_model_card(directory, name, resolved, self.classes_, self.metrics_, __version__, export)
+        if metrics:
+            rundir.write_json_into(directory / rundir.METRICS_FILE, metrics)
+        write_model_card(directory, name, resolved, self.classes_, metrics, __version__, export)
 
     def export(self, path: str | Path, quantize: str | None = None, check_data: DataSource | None = None,
                overwrite: bool = False) -> dict[str, Any]:
-        """Write an ONNX export (see :mod:`bertclf.exporters`) after checking it against this model; returns the
-        check's figures."""
-        from bertclf.inference.export import export_classifier
-
+        """Write an ONNX export (see :mod:`bertclf.inference.export`) into ``path``: graphs, tokenizer, classes,
+        thresholds, long-text settings, resolved options and a model card, checked against this model first on
+        ``check_data`` (default: the run's validation texts); nothing is written if the check fails. Returns what
+        export.json holds, the check's figures among them."""
         self._check_fitted()
         if self.model_ is None:
             raise BertclfError(f"this classifier runs on {self.runtime_.name} without its PyTorch weights; export "
                                "from its run directory")
-        return export_classifier(self, Path(path), quantize, check_data, overwrite)
+        raise_if_unavailable()
+        if quantize not in (None, "int8"):
+            raise BertclfError(f"unknown quantization {quantize!r}; the one offered is int8")
+        output = Path(path)
+        rundir.check_output_directory(output, overwrite)
+        texts, labels = examples_for_export_check(self.config_, self.classes_, check_data)
+        if not texts:
+            raise BertclfError("no texts to check the export on")
+        with rundir.atomic_directory(output) as staging:
+            graphs = export_graphs(self.model_, staging, self.tokenizer_ if quantize == "int8" else None)
+            runtime = OnnxRuntime(graphs.graph, graphs.head, "onnx-int8" if quantize else "onnx")
+            check = compare_with_export(self.predictor(self._torch_runtime()), self.predictor(runtime),
+                                        self.encode(texts), labels, self.classes_, self.config)
+            if quantize is None and check["agreement"] < MIN_FP32_AGREEMENT:
+                raise BertclfError(f"the export agrees with PyTorch on only {100 * check['agreement']:.2f}% of "
+                                   f"{check['texts']} labels (at least {100 * MIN_FP32_AGREEMENT:.0f}% needed); "
+                                   "nothing was written")
+            info = write_export_files(staging, graphs, self.model_, self.tokenizer_, self.max_length_, check,
+                                      __version__)
+            self.write_description(staging, output.name, info)
+        return info
 
     @classmethod
     def load(cls, path: str | Path, runtime: str = "auto", threads: int | None = None) -> TextClassifier:
@@ -439,37 +333,39 @@ class TextClassifier:
             config = ClassifierConfig.from_file(directory / rundir.CONFIG_FILE)
         except BertclfError as error:
             raise BertclfError(f"{directory / rundir.CONFIG_FILE} is corrupt: {error}") from None
-        classes = rundir.read_json(directory / rundir.LABELS_FILE)
-        if not isinstance(classes, dict) or not isinstance(classes.get("classes"), list) or len(classes["classes"]) < 2:
-            raise BertclfError(f"{directory / rundir.LABELS_FILE} is corrupt (no list of classes)")
-        classes = classes["classes"]
+        classes = read_classes(directory / rundir.LABELS_FILE)
         if config.task not in ("multiclass", "multilabel") or config.max_length == "auto":
             raise BertclfError(f"{directory / rundir.CONFIG_FILE} is corrupt (no resolved task or max_length)")
-        classifier = cls(config)
-        classifier.classes_ = classes
-        classifier.task_ = "multilabel" if config.task == "multilabel" else "multiclass"
-        classifier.max_length_ = int(config.max_length)
-        if config.task == "multilabel":
-            classifier.thresholds_ = read_thresholds(directory / rundir.THRESHOLDS_FILE, classes)
-        classifier.tokenizer_ = load_tokenizer(str(directory))
-        classifier.text_encoder_ = classifier._text_encoder()
+        thresholds = read_thresholds(directory / rundir.THRESHOLDS_FILE, classes) if config.task == "multilabel" \
+            else None
+        tokenizer = load_tokenizer(str(directory))
         export = read_export_info(directory)
         name = resolve_runtime(directory, export, runtime)
+        model = None
         if export is not None:
             rows = export.get("vocabulary_rows")
-            classifier.runtime_ = export_runtime(directory, export, name, classifier.tokenizer_, threads)
+            opened = open_runtime(directory, name, tokenizer, threads=threads)
         else:
             model = load_model(directory, config, len(classes))
             rows = vocabulary_rows(model)
-            classifier.runtime_ = model_runtime(model, name, classifier.tokenizer_, config.mixed_precision, threads)
-            classifier.model_ = model if name == "torch" else None
-        if not isinstance(rows, int) or not rows / 2 <= len(classifier.tokenizer_) <= rows:
-            raise BertclfError(f"{directory} is corrupt: its tokenizer has {len(classifier.tokenizer_)} tokens but the "
+            opened = open_runtime(model, name, tokenizer, config.mixed_precision, threads)
+        if not isinstance(rows, int) or not rows / 2 <= len(tokenizer) <= rows:
+            raise BertclfError(f"{directory} is corrupt: its tokenizer has {len(tokenizer)} tokens but the "
                                f"model {rows} (a tokenizer file is missing or damaged)")
-        metrics_path = directory / rundir.METRICS_FILE
-        if metrics_path.is_file():
-            classifier.metrics_ = rundir.read_json(metrics_path)
+        metrics = directory / rundir.METRICS_FILE
+        classifier = cls(config)
+        classifier._set_fitted(config=config, classes=classes, task=config.task, max_length=int(config.max_length),
+                               tokenizer=tokenizer, thresholds=thresholds, model=model if name == "torch" else None,
+                               runtime=opened, metrics=rundir.read_json(metrics) if metrics.is_file() else None)
         return classifier
+
+
+def read_classes(path: Path) -> list[Any]:
+    """The saved classes, in the order of the probability columns."""
+    saved = rundir.read_json(path)
+    if not isinstance(saved, dict) or not isinstance(saved.get("classes"), list) or len(saved["classes"]) < 2:
+        raise BertclfError(f"{path} is corrupt (no list of classes)")
+    return saved["classes"]
 
 
 def read_thresholds(path: Path, classes: Sequence[Any]) -> np.ndarray:
@@ -482,30 +378,3 @@ def read_thresholds(path: Path, classes: Sequence[Any]) -> np.ndarray:
         return np.array([float(saved[str(label)]) for label in classes])
     except (ValueError, KeyError, TypeError):
         raise BertclfError(f"{path} is corrupt") from None
-
-
-@dataclasses.dataclass
-class SeedRun:
-    """One seed's training run: its model (holding its best weights), the loop's record, and its scores."""
-
-    seed: int
-    model: torch.nn.Module | None  # None once another seed's model is kept
-    state: TrainState
-    thresholds: np.ndarray | None
-    test_probabilities: np.ndarray | None = None
-    test_metrics: dict[str, Any] | None = None
-
-
-def seed_summary(runs: Sequence[SeedRun], kept: SeedRun) -> dict[str, Any]:
-    """Mean and standard deviation (population, as numpy computes it) of every scalar score over the seeds."""
-    def spread(scores: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-        names = [name for name, value in scores[0].items() if isinstance(value, (int, float)) and name != "n"]
-        return {name: {"mean": float(np.mean([score[name] for score in scores])),
-                       "std": float(np.std([score[name] for score in scores]))} for name in names}
-
-    summary = {"seeds": [run.seed for run in runs], "kept": kept.seed,
-               "val": spread([run.state.best_metrics for run in runs])}
-    if kept.test_metrics is not None:
-        summary["test"] = spread([run.test_metrics for run in runs])
-    return summary
-

@@ -15,17 +15,19 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from bertclf import __version__
-from bertclf.config import RUNTIMES, ClassifierConfig, ServeSettings, base_type, default_text, read_config_file
+from bertclf.config import RUNTIMES, ClassifierConfig, read_config_file
 from bertclf.errors import BertclfError, Interrupted
+from bertclf.option_values import base_type, default_text
 from bertclf.processes import is_main_process, world_size
+from bertclf.serving import ServeSettings
+from bertclf.signals import STOP_SIGNALS, StopSignalHandler
 
 if TYPE_CHECKING:  # the heavy modules (torch, transformers, pandas) are imported when a command runs, not for --help
     from bertclf.classifier import TextClassifier
@@ -305,7 +307,7 @@ def run_demo(config: ClassifierConfig) -> None:
 def run_inspect(config: ClassifierConfig, files: Sequence[str]) -> None:
     from bertclf.data import load_examples
     from bertclf.modeling import load_tokenizer
-    from bertclf.reporting.inspection import format_inspection, inspect_data
+    from bertclf.reporting import format_inspection, inspect_data
 
     parts = [load_examples(path, config) for path in files]
     multilabel = {part.multilabel for part in parts}
@@ -318,9 +320,13 @@ def run_inspect(config: ClassifierConfig, files: Sequence[str]) -> None:
 
 
 def run_report(args: argparse.Namespace) -> None:
-    from bertclf.reporting import page as report
+    from bertclf.reporting import load_inputs, rebuild  # keeps bertclf --help light
 
-    emit(f"report written to {report.rebuild(Path(args.run), load_for_data(args), args.data)}\n")
+    run = Path(args.run)
+    classifier = load_for_data(args)
+    inputs = classifier.report_inputs(run.name, *load_inputs(run))
+    new = classifier.evaluation_of(args.data) if args.data is not None else None
+    emit(f"report written to {rebuild(run, inputs, new)}\n")
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
@@ -352,10 +358,10 @@ def read_stdin_texts() -> list[str]:
 
 
 def run_predict(args: argparse.Namespace) -> None:
-    import pandas as pd
+    import pandas as pd  # keeps bertclf --help light
 
-    from bertclf.data import DELIMITED_SUFFIXES, TableWriter, check_output_extension, count_rows, iter_table, join_texts
-    from bertclf.prediction import PART_ROWS, predict_parts
+    from bertclf.data import DELIMITED_SUFFIXES, TableWriter, check_output_extension, count_rows
+    from bertclf.prediction import PART_ROWS, PredictionColumns, predict_parts, read_parts
     from bertclf.rundir import check_output_file
 
     output = None if args.output == "-" else Path(args.output)
@@ -369,17 +375,16 @@ def run_predict(args: argparse.Namespace) -> None:
         parts = iter([(pd.DataFrame({"text": texts}), texts)])
         total = len(texts)
     else:
-        name = Path(args.input).name
-        parts = ((frame, join_texts(frame, config, name))
-                 for frame in iter_table(args.input, config.columns, config.quoting, rows=PART_ROWS,
-                                         encoding=config.encoding))
+        parts = read_parts(args.input, config, PART_ROWS)
         total = count_rows(args.input)
     joined = output is None or output.suffix.lower() in DELIMITED_SUFFIXES
+    columns = PredictionColumns(classifier.classes_, classifier.task_ == "multilabel", config.label_sep, joined)
+    probabilities_of, labels_of = classifier.predict_proba, classifier.labels_from_probabilities
     if output is None:
-        written = predict_parts(classifier, parts, _emit_csv_part(), joined, total)
+        written = predict_parts(probabilities_of, labels_of, parts, _emit_csv_part(), columns, total)
     else:
         with TableWriter(output) as writer:
-            written = predict_parts(classifier, parts, writer.write, joined, total)
+            written = predict_parts(probabilities_of, labels_of, parts, writer.write, columns, total)
         log.info("wrote %d predictions to %s", written, output)
 
 
@@ -398,9 +403,9 @@ def _emit_csv_part() -> Callable[[Any], None]:
 
 def run_serve(args: argparse.Namespace) -> None:
     try:
-        import uvicorn
+        import uvicorn  # optional: [serve]
 
-        from bertclf.serving.app import create_app
+        from bertclf.serving import create_app
     except ImportError:
         raise BertclfError("serving needs FastAPI and uvicorn: pip install 'bertclf[serve]'") from None
     from bertclf.classifier import TextClassifier
@@ -412,7 +417,7 @@ def run_serve(args: argparse.Namespace) -> None:
              args.host, args.port)
     # uvicorn handles SIGINT/SIGTERM itself (stop accepting, finish requests in flight) and then re-raises the
     # signal to the handler it found: ignoring it there makes a requested stop a clean exit.
-    for number in (signal.SIGINT, signal.SIGTERM):
+    for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_IGN)
     try:
         uvicorn.run(create_app(classifier, settings), host=args.host, port=args.port,
@@ -434,7 +439,7 @@ def check_can_listen(host: str, port: int) -> None:
 
 def run_export(args: argparse.Namespace) -> None:
     from bertclf.classifier import TextClassifier
-    from bertclf.inference.export import describe_fusion, raise_if_unavailable
+    from bertclf.inference import describe_fusion, raise_if_unavailable
     from bertclf.rundir import check_output_directory
 
     raise_if_unavailable()
@@ -478,23 +483,14 @@ def configure_logging(quiet: bool) -> None:
 
 def _raise_interrupted(signum: int, _frame: Any) -> None:
     # Further signals are ignored so that the clean-up this exception starts (removing staging files) can finish.
-    for other in (signal.SIGINT, signal.SIGTERM):
+    for other in STOP_SIGNALS:
         signal.signal(other, signal.SIG_IGN)
     raise Interrupted(signum)
 
 
-@contextlib.contextmanager
-def signals_raise_interrupted() -> Iterator[None]:
+def signals_raise_interrupted() -> StopSignalHandler:
     """SIGINT and SIGTERM become :class:`Interrupted`, so every ``finally`` and clean-up runs before the exit."""
-    if threading.current_thread() is threading.main_thread():
-        previous = {number: signal.signal(number, _raise_interrupted) for number in (signal.SIGINT, signal.SIGTERM)}
-    else:
-        previous = {}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    return StopSignalHandler(_raise_interrupted)
 
 
 def _quiet_broken_pipe() -> int:

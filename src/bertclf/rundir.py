@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bertclf.errors import BertclfError
+from bertclf.errors import BertclfError, first_line
 
 CONFIG_FILE = "bertclf.yaml"
 LABELS_FILE = "labels.json"
@@ -52,10 +52,8 @@ def _write_errors() -> tuple[type[BaseException], ...]:
 
 
 def _reason(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    """What went wrong, in a few words: the system's own words for a failed system call."""
+    return error.strerror if isinstance(error, OSError) and error.strerror else first_line(error)
 
 
 def _default_mode(kind: str) -> int:

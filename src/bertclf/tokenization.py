@@ -48,6 +48,14 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[l
         base_logger.setLevel(level)
 
 
+def token_lengths(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str] | Sequence[Sequence[int]]) -> list[int]:
+    """Tokens of each text with the model's special tokens, before truncation. ``texts`` are strings, or their
+    content ids as :func:`tokenize` returns them (which saves tokenizing them again)."""
+    prefix, suffix = special_tokens(tokenizer)
+    contents = tokenize(tokenizer, texts) if len(texts) and isinstance(texts[0], str) else texts
+    return [len(prefix) + len(ids) + len(suffix) for ids in contents]
+
+
 def model_token_limit(tokenizer: PreTrainedTokenizerBase, model_config: PretrainedConfig) -> int:
     """The most tokens the encoder accepts, from its position table and the tokenizer's declared maximum."""
     limits = []
@@ -89,10 +97,10 @@ def windows(content: Sequence[int], budget: int, stride: int, max_chunks: int) -
     return parts
 
 
-TOKENIZE_SLICE = 256  # texts tokenized at a time by Encoder
+TOKENIZE_SLICE = 256  # texts tokenized at a time by TokenEncoder
 
 
-class Encoder:
+class TokenEncoder:
     """Model-ready token ids under a long-text strategy: a list of ids per text, or with 'chunks' a list of
     windows (each a list of ids) per text. Every piece is wrapped in the model's special tokens."""
 

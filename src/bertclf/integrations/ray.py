@@ -21,7 +21,7 @@ import pandas as pd
 
 from bertclf.classifier import TextClassifier
 from bertclf.data import join_texts
-from bertclf.prediction import prediction_frame
+from bertclf.prediction import PredictionColumns, prediction_frame
 
 
 class BatchPredictor:
@@ -30,12 +30,16 @@ class BatchPredictor:
 
     def __init__(self, model: str, runtime: str = "auto", threads: int | None = None,
                  text_column: str | list[str] | None = None):
-        self.classifier = TextClassifier.load(model, runtime=runtime, threads=threads)
+        self.classifier = classifier = TextClassifier.load(model, runtime=runtime, threads=threads)
         if text_column is not None:
-            columns = [text_column] if isinstance(text_column, str) else list(text_column)
-            self.classifier.config = dataclasses.replace(self.classifier.config, text_column=columns)
+            text_columns = [text_column] if isinstance(text_column, str) else list(text_column)
+            classifier.config = dataclasses.replace(classifier.config, text_column=text_columns)
+        # Labels of a multilabel text stay a list: Ray's blocks are Arrow tables, which hold lists.
+        self.prediction_columns = PredictionColumns(classifier.classes_, classifier.task_ == "multilabel",
+                                                    classifier.config.label_sep, joined_labels=False)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         texts = join_texts(batch, self.classifier.config, "a batch of rows")
-        # Labels of a multilabel text stay a list: Ray's blocks are Arrow tables, which hold lists.
-        return prediction_frame(self.classifier, batch, texts, joined_labels=False)
+        probabilities = self.classifier.predict_proba(texts)
+        return prediction_frame(batch, probabilities, self.classifier.labels_from_probabilities(probabilities),
+                                self.prediction_columns)

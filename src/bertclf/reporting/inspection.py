@@ -19,10 +19,10 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from bertclf.data import Examples, find_leaks
-from bertclf.tokenization import special_tokens, tokenize
+from bertclf.tokenization import token_lengths, tokenize
 
 LENGTH_PERCENTILES = (50, 90, 95, 99)
-COVERAGE_WORDS = 20_000  # words measured for vocabulary coverage: a stable share, in well under a second
+COVERAGE_WORDS = 20_000  # words measured for vocabulary coverage: enough for a stable share, few enough to be quick
 # A vocabulary that covers a language splits a word into 1.1-1.6 tokens (English under BERT's WordPiece); one
 # that does not falls back to letters. Above these the model reads the text as characters or unknowns.
 MAX_TOKENS_PER_WORD = 2.5
@@ -160,8 +160,7 @@ def inspect_data(parts: Sequence[Examples], tokenizer: PreTrainedTokenizerBase, 
     ``lengths`` (tokens per text of the first part, special tokens included) saves tokenizing it again."""
     first = parts[0]
     if lengths is None:
-        prefix, suffix = special_tokens(tokenizer)
-        lengths = [len(ids) + len(prefix) + len(suffix) for ids in tokenize(tokenizer, first.texts)]
+        lengths = token_lengths(tokenizer, first.texts)
     counts = np.asarray(lengths)
     percentiles = {f"p{q}": float(np.percentile(counts, q)) for q in LENGTH_PERCENTILES}
     percentiles["max"] = float(counts.max())

@@ -1,73 +1,53 @@
 """``report.html``: one self-contained page per run (figures embedded as PNG, no network) that shows the run, the
 data, the learning curves, the test scores and where the model goes wrong, beside a TF-IDF baseline.
 
-A run directory keeps what the page is drawn from (:class:`ReportInputs`: the data check, the test part's
-predictions, the baseline's scores, the training log in ``metrics.json``), so ``bertclf report RUN`` redraws it,
-and ``bertclf report RUN --data FILE`` draws it again for a new labelled file.
+A run directory keeps what the page is drawn from (the data check, the test part's predictions, the baseline's
+scores, the training log in ``metrics.json``), so ``bertclf report RUN`` redraws it, and ``bertclf report RUN
+--data FILE`` draws it again for a new labelled file.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import dataclasses
-import io
 import logging
-import os
-import platform
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
-import pandas as pd
 
 from bertclf import __version__, rundir
+from bertclf.config import ClassifierConfig
+from bertclf.data import encode_labels, make_splits
 from bertclf.errors import BertclfError
+from bertclf.metrics import HEADLINE, MULTILABEL_HEADLINE
+from bertclf.reporting.baseline import tfidf_baseline
+from bertclf.reporting.evaluation import Evaluation
+from bertclf.reporting.figures import (
+    calibration,
+    confusion_figure,
+    curves_figure,
+    label_distribution_figure,
+    learning_curve_figure,
+    mistakes,
+    reliability_figure,
+    threshold_figure,
+    threshold_sweep,
+    token_length_figure,
+)
 from bertclf.reporting.inspection import DataInspection
-from bertclf.thresholds import CANDIDATES, decide
-
-MISTAKES_SHOWN = 20
-MISTAKE_CHARS = 400  # characters of a mistaken text shown
-CALIBRATION_BINS = 10
-CURVE_CLASSES = 10  # classes drawn one by one in the precision-recall and ROC figures; the micro average besides
-CONFUSION_NUMBERS = 12  # classes up to which each cell of the confusion matrix is written out
-FIGURE_DPI = 96
 
 log = logging.getLogger("bertclf")
 
 
 @dataclass
-class Evaluation:
-    """A labelled part's predictions: labels are class indices, or a 0/1 matrix (texts x classes) for multilabel."""
-
-    name: str
-    texts: list[str]
-    labels: np.ndarray
-    probabilities: np.ndarray
-
-    def save(self, path: Path) -> None:
-        pd.DataFrame({"text": self.texts, "label": list(self.labels.astype(np.int64)),
-                      "probabilities": list(self.probabilities.astype(np.float32))}).to_parquet(path, index=False)
-
-    @classmethod
-    def load(cls, path: Path, name: str = "test") -> Evaluation:
-        try:
-            frame = pd.read_parquet(path)
-            return cls(name, frame["text"].tolist(), np.stack(frame["label"].to_numpy()),
-                       np.stack(frame["probabilities"].to_numpy()).astype(np.float64))
-        except Exception:  # pyarrow's errors for a damaged file have no common base
-            raise BertclfError(f"{path} is corrupt (run 'bertclf report RUN --data FILE' to score a labelled file "
-                               "instead)") from None
-
-
-@dataclass
 class ReportInputs:
-    """Everything the page shows."""
+    """Everything the page shows: the run's options, classes and scores, how its model decides, and what the run
+    directory keeps for the page (the data check, a labelled part's predictions, the baseline's scores)."""
 
     run_name: str
     options: dict[str, Any]
@@ -76,30 +56,10 @@ class ReportInputs:
     metrics: dict[str, Any]  # metrics.json: val, test, training (history, log, environment)
     thresholds: np.ndarray | None
     min_labels: int
-    decisions: Callable[[np.ndarray], np.ndarray]  # the classifier's: probabilities to the labels it gives
+    decisions: Callable[[np.ndarray], np.ndarray]  # the model's decision rule: probabilities to the labels it gives
     inspection: DataInspection | None
     evaluation: Evaluation | None
     baseline: dict[str, Any] | None
-
-
-def environment(device: str) -> dict[str, Any]:
-    """Versions and hardware of the machine a run trained on."""
-    import torch
-    import transformers
-
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):  # no /proc/cpuinfo: the plain description
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "python": sys.version.split()[0], "bertclf": __version__, "torch": torch.__version__,
-        "transformers": transformers.__version__, "platform": platform.platform(),
-        "cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
 
 
 # --- reading and writing ------------------------------------------------------------------------------
@@ -115,8 +75,8 @@ def save_inputs(directory: Path, inspection: DataInspection | None, evaluation: 
         rundir.write_json_into(directory / rundir.BASELINE_FILE, baseline)
 
 
-def load_inputs(directory: Path, classifier: Any) -> ReportInputs:
-    """What a run directory holds for its report, given the loaded classifier."""
+def load_inputs(directory: Path) -> tuple[DataInspection | None, Evaluation | None, dict[str, Any] | None]:
+    """The report's own files in a run directory, as :func:`save_inputs` wrote them (None for each one missing)."""
     inspection = None
     if (directory / rundir.INSPECTION_FILE).is_file():
         try:
@@ -127,16 +87,7 @@ def load_inputs(directory: Path, classifier: Any) -> ReportInputs:
     evaluation = Evaluation.load(predictions) if predictions.is_file() else None
     baseline = rundir.read_json(directory / rundir.BASELINE_FILE) if (directory / rundir.BASELINE_FILE).is_file() \
         else None
-    return inputs_of(classifier, directory.name, inspection, evaluation, baseline)
-
-
-def inputs_of(classifier: Any, run_name: str, inspection: DataInspection | None, evaluation: Evaluation | None,
-              baseline: dict[str, Any] | None) -> ReportInputs:
-    multilabel = classifier.task_ == "multilabel"
-    return ReportInputs(run_name, classifier.config.to_dict(), list(classifier.classes_), multilabel,
-                        classifier.metrics_, classifier.decision_thresholds() if multilabel else None,
-                        classifier.config.min_labels, classifier.predictor().decisions, inspection, evaluation,
-                        baseline)
+    return inspection, evaluation, baseline
 
 
 def write_report(path: Path, inputs: ReportInputs) -> None:
@@ -144,291 +95,29 @@ def write_report(path: Path, inputs: ReportInputs) -> None:
     path.write_text(render(inputs), encoding="utf-8")
 
 
-# --- figures ------------------------------------------------------------------------------------------
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display, no GUI toolkit
-    import matplotlib.pyplot as plt
-
-    return plt
+def with_report_writing_time(metrics: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """``metrics`` (metrics.json) with the seconds that writing the page and its files took, beside the report's
+    other costs in ``training.report_seconds``."""
+    training = metrics.get("training", {})
+    report_seconds = {**training.get("report_seconds", {}), "write_report": round(seconds, 3)}
+    return {**metrics, "training": {**training, "report_seconds": report_seconds}}
 
 
-def _png(figure: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
-    _pyplot().close(figure)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _short(label: Any, width: int = 18) -> str:
-    text = str(label)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def label_distribution_figure(inspection: DataInspection) -> str:
-    plt = _pyplot()
-    parts = inspection.parts
-    labels = list(parts[0].label_counts)
-    for part in parts[1:]:
-        labels += [label for label in part.label_counts if label not in labels]
-    figure, axis = plt.subplots(figsize=(8, max(2.5, 0.28 * len(labels) + 1)))
-    height = 0.8 / len(parts)
-    positions = np.arange(len(labels))
-    for index, part in enumerate(parts):
-        shares = [100 * part.label_counts.get(label, 0) / max(part.rows, 1) for label in labels]
-        axis.barh(positions + index * height, shares, height=height, label=f"{part.name} ({part.rows} texts)")
-    axis.set_yticks(positions + height * (len(parts) - 1) / 2, [_short(label, 28) for label in labels])
-    axis.invert_yaxis()
-    axis.set_xlabel("share of the part's texts (%)")
-    axis.set_title("Texts per label" if parts[0].labels_per_text is not None else "Texts per class")
-    axis.legend(loc="lower right")
-    axis.grid(axis="x", alpha=0.3)
-    return _png(figure)
-
-
-def token_length_figure(inspection: DataInspection, chunked: bool) -> str:
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(8, 3.2))
-    lengths = np.asarray(inspection.lengths)
-    axis.hist(lengths, bins=min(60, max(10, len(np.unique(lengths)))), color="#4c72b0")
-    if inspection.max_length:
-        cut = "window" if chunked else "cut"
-        axis.axvline(inspection.max_length, color="#c44e52", linestyle="--",
-                     label=f"max_length {inspection.max_length} ({cut}); longer: "
-                           f"{100 * (inspection.truncated_share or 0):.1f}%")
-        axis.legend()
-    axis.set_xlabel("tokens per text (special tokens included)")
-    axis.set_ylabel("texts")
-    axis.set_title(f"Token lengths of the {inspection.parts[0].name} texts")
-    axis.grid(alpha=0.3)
-    return _png(figure)
-
-
-def learning_curve_figure(training: dict[str, Any], metric: str) -> str:
-    plt = _pyplot()
-    log_entries, history = training.get("log") or [], training.get("history") or []
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    loss_axis, metric_axis, rate_axis = axes
-    if log_entries:
-        loss_axis.plot([entry["step"] for entry in log_entries], [entry["loss"] for entry in log_entries],
-                       label="training loss", color="#4c72b0")
-        rate_axis.plot([entry["step"] for entry in log_entries], [entry["learning_rate"] for entry in log_entries],
-                       color="#55a868")
-    if history:
-        steps = [entry["step"] for entry in history]
-        loss_axis.plot(steps, [entry["loss"] for entry in history], "o-", label="validation loss", color="#c44e52")
-        metric_axis.plot(steps, [entry.get(metric, np.nan) for entry in history], "o-", color="#8172b2")
-        best = training.get("best_step")
-        if best in steps:
-            metric_axis.axvline(best, color="grey", linestyle=":", label=f"best (step {best}), kept")
-            metric_axis.legend()
-    loss_axis.set(title="Loss", xlabel="optimizer step", ylabel="loss")
-    loss_axis.legend()
-    metric_axis.set(title=f"Validation {metric}", xlabel="optimizer step", ylabel=metric)
-    rate_axis.set(title="Learning rate (encoder)", xlabel="optimizer step", ylabel="learning rate")
-    rate_axis.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-    for axis in axes:
-        axis.grid(alpha=0.3)
-    figure.tight_layout()
-    return _png(figure)
-
-
-def confusion_figure(evaluation: Evaluation, classes: Sequence[Any], decisions: np.ndarray,
-                     multilabel: bool) -> str:
-    """Rows: true class; columns: predicted class; each row divided by its texts (multilabel: of the texts
-    carrying the row's label, the share predicted to carry each label; the diagonal is each label's recall)."""
-    plt = _pyplot()
-    count = len(classes)
-    if multilabel:
-        truth = evaluation.labels.astype(float)
-        matrix = truth.T @ decisions.astype(float) / np.maximum(truth.sum(axis=0), 1)[:, None]
-    else:
-        matrix = np.zeros((count, count))
-        np.add.at(matrix, (evaluation.labels, decisions), 1)
-        matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    size = min(14, max(5, 0.38 * count + 2.5))
-    figure, axis = plt.subplots(figsize=(size + 1.5, size))
-    image = axis.imshow(matrix, cmap="Blues", vmin=0, vmax=1)
-    names = [_short(label) for label in classes]
-    axis.set_xticks(range(count), names, rotation=60, ha="right")
-    axis.set_yticks(range(count), names)
-    axis.set_xlabel("predicted label" if multilabel else "predicted class")
-    axis.set_ylabel("true label" if multilabel else "true class")
-    if count <= CONFUSION_NUMBERS:
-        for row in range(count):
-            for column in range(count):
-                axis.text(column, row, f"{matrix[row, column]:.2f}", ha="center", va="center",
-                          color="white" if matrix[row, column] > 0.5 else "black", fontsize=9)
-    figure.colorbar(image, ax=axis, fraction=0.046, label="share of the row's texts")
-    axis.set_title(f"Normalised confusion matrix ({evaluation.name})")
-    return _png(figure)
-
-
-def _one_hot(evaluation: Evaluation, count: int) -> np.ndarray:
-    if evaluation.labels.ndim == 2:
-        return evaluation.labels.astype(int)
-    return np.eye(count, dtype=int)[evaluation.labels]
-
-
-def curves_figure(evaluation: Evaluation, classes: Sequence[Any]) -> str:
-    """Precision-recall and ROC, one-vs-rest for the most frequent classes, and micro-averaged over all."""
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
-
-    plt = _pyplot()
-    truth = _one_hot(evaluation, len(classes))
-    scores = evaluation.probabilities
-    figure, (pr_axis, roc_axis) = plt.subplots(1, 2, figsize=(13, 5))
-    drawn = [index for index in np.argsort(-truth.sum(axis=0), kind="stable")[:CURVE_CLASSES]
-             if 0 < truth[:, index].sum() < len(truth)]
-    series = [(f"micro average ({len(classes)} classes)", truth.ravel(), scores.ravel(), 2.5)]
-    series += [(_short(classes[index]), truth[:, index], scores[:, index], 1.0) for index in drawn]
-    for name, positives, score, width in series:
-        precision, recall, _ = precision_recall_curve(positives, score)
-        pr_axis.plot(recall, precision, linewidth=width,
-                     label=f"{name}: AP {average_precision_score(positives, score):.3f}")
-        false_positive, true_positive, _ = roc_curve(positives, score)
-        roc_axis.plot(false_positive, true_positive, linewidth=width,
-                      label=f"{name}: AUC {auc(false_positive, true_positive):.3f}")
-    roc_axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    pr_axis.set(title="Precision-recall (one vs rest)", xlabel="recall", ylabel="precision", xlim=(0, 1),
-                ylim=(0, 1.02))
-    roc_axis.set(title="ROC (one vs rest)", xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1),
-                 ylim=(0, 1.02))
-    for axis in (pr_axis, roc_axis):
-        axis.legend(fontsize=8, loc="lower left" if axis is pr_axis else "lower right")
-        axis.grid(alpha=0.3)
-    if len(drawn) < len(classes):
-        figure.suptitle(f"the {len(drawn)} most frequent classes of {len(classes)} drawn one by one", fontsize=9)
-    figure.tight_layout()
-    return _png(figure)
-
-
-def calibration(evaluation: Evaluation, multilabel: bool) -> dict[str, Any]:
-    """Expected calibration error over equal-width confidence bins: for a single label, the predicted class's
-    probability against how often it is right; for multilabel, every label probability against its outcome."""
-    if multilabel:
-        confidence = evaluation.probabilities.ravel()
-        correct = evaluation.labels.ravel().astype(float)
-    else:
-        confidence = evaluation.probabilities.max(axis=1)
-        correct = (evaluation.probabilities.argmax(axis=1) == evaluation.labels).astype(float)
-    edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
-    bins = np.clip(np.digitize(confidence, edges[1:-1]), 0, CALIBRATION_BINS - 1)
-    counts = np.bincount(bins, minlength=CALIBRATION_BINS)
-    mean_confidence = np.bincount(bins, confidence, CALIBRATION_BINS) / np.maximum(counts, 1)
-    accuracy = np.bincount(bins, correct, CALIBRATION_BINS) / np.maximum(counts, 1)
-    ece = float(np.sum(counts * np.abs(accuracy - mean_confidence)) / max(counts.sum(), 1))
-    return {"ece": ece, "counts": counts.tolist(), "confidence": mean_confidence.tolist(),
-            "accuracy": accuracy.tolist(), "edges": edges.tolist()}
-
-
-def reliability_figure(figures: dict[str, Any], multilabel: bool) -> str:
-    plt = _pyplot()
-    counts = np.asarray(figures["counts"])
-    filled = counts > 0
-    figure, (axis, count_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
-    centres = (np.asarray(figures["edges"][:-1]) + np.asarray(figures["edges"][1:])) / 2
-    axis.bar(centres[filled], np.asarray(figures["accuracy"])[filled], width=1 / CALIBRATION_BINS, alpha=0.7,
-             edgecolor="black", label="observed")
-    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
-    axis.plot(np.asarray(figures["confidence"])[filled], np.asarray(figures["accuracy"])[filled], "o-",
-              color="#c44e52", label="observed, at the bin's mean probability")
-    what = "label probability" if multilabel else "confidence (probability of the predicted class)"
-    axis.set(title=f"Reliability diagram (ECE {figures['ece']:.3f})", xlabel=what,
-             ylabel="share of labels present" if multilabel else "accuracy", xlim=(0, 1), ylim=(0, 1))
-    axis.legend(loc="upper left")
-    count_axis.bar(centres, counts, width=1 / CALIBRATION_BINS, edgecolor="black", color="#4c72b0")
-    count_axis.set(title="Predictions per bin", xlabel=what, ylabel="predictions", xlim=(0, 1))
-    if multilabel:
-        count_axis.set_yscale("log")
-    for each in (axis, count_axis):
-        each.grid(alpha=0.3)
-    figure.tight_layout()
-    return _png(figure)
-
-
-def threshold_sweep(evaluation: Evaluation, min_labels: int) -> dict[str, list[float]]:
-    """Micro- and macro-F1 of the part if one threshold served every label, at each candidate threshold."""
-    from sklearn.metrics import f1_score
-
-    truth = evaluation.labels.astype(int)
-    micro, macro = [], []
-    for threshold in CANDIDATES[::2]:
-        decisions = decide(evaluation.probabilities, threshold, min_labels).astype(int)
-        micro.append(float(f1_score(truth, decisions, average="micro", zero_division=0)))
-        macro.append(float(f1_score(truth, decisions, average="macro", zero_division=0)))
-    return {"thresholds": CANDIDATES[::2].tolist(), "f1_micro": micro, "f1_macro": macro}
-
-
-def threshold_figure(sweep: dict[str, list[float]], thresholds: np.ndarray) -> str:
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(8, 3.6))
-    axis.plot(sweep["thresholds"], sweep["f1_micro"], label="micro-F1")
-    axis.plot(sweep["thresholds"], sweep["f1_macro"], label="macro-F1")
-    distinct = np.unique(np.round(thresholds, 2))
-    if len(distinct) == 1:
-        axis.axvline(distinct[0], color="grey", linestyle=":", label=f"tuned threshold {distinct[0]:.2f}")
-    else:
-        for value in distinct:
-            axis.axvline(value, color="grey", linestyle=":", alpha=0.3)
-        axis.plot([], [], color="grey", linestyle=":", label="per-label tuned thresholds")
-    axis.set(title="One threshold for every label: F1 on the test part", xlabel="decision threshold",
-             ylabel="F1", xlim=(0, 1), ylim=(0, 1))
-    axis.legend()
-    axis.grid(alpha=0.3)
-    return _png(figure)
-
-
-# --- tables --------------------------------------------------------------------------------------------
-
-def mistakes(evaluation: Evaluation, classes: Sequence[Any], decisions: np.ndarray,
-             multilabel: bool) -> list[dict[str, Any]]:
-    """The wrongly labelled texts the model was surest of, surest first."""
-    if multilabel:
-        truth = evaluation.labels.astype(bool)
-        wrong_by = np.where(decisions != truth, np.where(decisions, evaluation.probabilities,
-                                                         1 - evaluation.probabilities), 0.0)
-        confidence = wrong_by.max(axis=1)
-        wrong = np.flatnonzero(confidence > 0)
-    else:
-        confidence = evaluation.probabilities[np.arange(len(decisions)), decisions]
-        wrong = np.flatnonzero(decisions != evaluation.labels)
-    rows = []
-    for index in wrong[np.argsort(-confidence[wrong], kind="stable")][:MISTAKES_SHOWN]:
-        text = evaluation.texts[index]
-        if multilabel:
-            true = ", ".join(str(classes[i]) for i in np.flatnonzero(evaluation.labels[index])) or "(none)"
-            predicted = ", ".join(str(classes[i]) for i in np.flatnonzero(decisions[index])) or "(none)"
-        else:
-            true, predicted = str(classes[evaluation.labels[index]]), str(classes[decisions[index]])
-        rows.append({"text": text if len(text) <= MISTAKE_CHARS else text[:MISTAKE_CHARS] + " …",
-                     "true": true, "predicted": predicted, "confidence": float(confidence[index])})
-    return rows
-
+# --- the page ----------------------------------------------------------------------------------------
 
 def _headline(multilabel: bool) -> tuple[str, ...]:
-    from bertclf.metrics import HEADLINE, MULTILABEL_HEADLINE
-
     return MULTILABEL_HEADLINE if multilabel else HEADLINE
 
 
 def _options_rows(options: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """Each option, its value, and whether it differs from the default."""
-    from bertclf.config import ClassifierConfig
-
     defaults = ClassifierConfig().to_dict()
     return [(name, "" if value is None else str(value), value != defaults.get(name))
             for name, value in options.items()]
 
 
-# --- the page ----------------------------------------------------------------------------------------
-
 def render(inputs: ReportInputs) -> str:
     """The whole page as one HTML string."""
-    import jinja2
-
     template = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
         (resources.files("bertclf") / "resources" / "report.html.j2").read_text(encoding="utf-8"))
     training = inputs.metrics.get("training", {})
@@ -451,19 +140,19 @@ def render(inputs: ReportInputs) -> str:
     evaluation = inputs.evaluation
     if evaluation is not None:
         metrics = inputs.metrics.get("evaluation") or inputs.metrics.get("test", {})
-        predictor_decisions = inputs.decisions(evaluation.probabilities)
+        decisions = inputs.decisions(evaluation.probabilities)
         sections["test"] = {"name": evaluation.name, "metrics": metrics,
                             "headline": [name for name in _headline(inputs.multilabel) if name in metrics],
                             "per_class": metrics.get("per_class", {}),
                             "seeds": None if "evaluation" in inputs.metrics else inputs.metrics.get("seeds")}
-        sections["confusion"] = confusion_figure(evaluation, inputs.classes, predictor_decisions, inputs.multilabel)
+        sections["confusion"] = confusion_figure(evaluation, inputs.classes, decisions, inputs.multilabel)
         sections["curves"] = curves_figure(evaluation, inputs.classes)
         figures = calibration(evaluation, inputs.multilabel)
         sections["calibration"] = {"ece": figures["ece"], "figure": reliability_figure(figures, inputs.multilabel)}
         if inputs.multilabel:
             sections["thresholds"] = threshold_figure(threshold_sweep(evaluation, inputs.min_labels),
                                                       inputs.thresholds)
-        sections["mistakes"] = mistakes(evaluation, inputs.classes, predictor_decisions, inputs.multilabel)
+        sections["mistakes"] = mistakes(evaluation, inputs.classes, decisions, inputs.multilabel)
         if inputs.baseline is not None:
             sections["baseline"] = {"name": inputs.baseline["name"], "seconds": inputs.baseline["train_seconds"],
                                     "rows": [(name, metrics.get(name), inputs.baseline["metrics"].get(name))
@@ -475,14 +164,14 @@ def render(inputs: ReportInputs) -> str:
                            created=time.strftime("%Y-%m-%d %H:%M"))
 
 
-def rebuild(run: Path, classifier: Any, data: str | None = None) -> Path:
-    """``bertclf report``: redraw a run's page, or (``data``) draw it for a new labelled file scored by the run's
-    model (``classifier``, loaded from ``run``, its column options set for that file), beside the baseline retrained
-    on the run's training part when its files are still there."""
-    inputs = load_inputs(run, classifier)
-    if data is not None:
-        evaluation, metrics = classifier.evaluation_of(data)
-        inputs = dataclasses.replace(inputs, evaluation=evaluation, baseline=_baseline_for(run, classifier, evaluation),
+def rebuild(run: Path, inputs: ReportInputs, new: tuple[Evaluation, dict[str, Any]] | None = None) -> Path:
+    """``bertclf report``: redraw a run's page from ``inputs`` (its saved files and its model's values), or draw
+    it for ``new``, a labelled file's predictions and scores by the run's model, beside the baseline retrained on
+    the run's training part when its files are still there."""
+    if new is not None:
+        evaluation, metrics = new
+        inputs = dataclasses.replace(inputs, evaluation=evaluation,
+                                     baseline=_baseline_for(run, inputs.classes, evaluation),
                                      metrics={**inputs.metrics, "evaluation": metrics})
     target = run / rundir.REPORT_FILE
     with rundir.atomic_file(target) as staging:
@@ -490,16 +179,12 @@ def rebuild(run: Path, classifier: Any, data: str | None = None) -> Path:
     return target
 
 
-def _baseline_for(run: Path, classifier: Any, evaluation: Evaluation) -> dict[str, Any] | None:
-    from bertclf.config import ClassifierConfig
-    from bertclf.data import encode_labels, make_splits
-    from bertclf.reporting.baseline import tfidf_baseline
-
+def _baseline_for(run: Path, classes: list[Any], evaluation: Evaluation) -> dict[str, Any] | None:
     config = ClassifierConfig.from_file(run / rundir.CONFIG_FILE)  # the training file's columns, not the new file's
     if not config.train or not Path(config.train).is_file():
         log.warning("warning: the run's training file %s is not there: the report has no baseline", config.train)
         return None
     splits = make_splits(config, config.train, config.val, config.test)
-    return tfidf_baseline(splits.train.texts, encode_labels(splits.train, classifier.classes_), splits.val.texts,
-                          encode_labels(splits.val, classifier.classes_), evaluation.texts, evaluation.labels,
-                          classifier.classes_, config.threshold_strategy)
+    return tfidf_baseline(splits.train.texts, encode_labels(splits.train, classes), splits.val.texts,
+                          encode_labels(splits.val, classes), evaluation.texts, evaluation.labels, classes,
+                          config.threshold_strategy)

@@ -1,229 +1,150 @@
 """``bertclf serve``: a REST server for a trained classifier, with micro-batching, limits, health and metrics.
 
-Requests put their texts on one queue; a batcher gathers the texts of concurrent requests into model calls
-(flushed at ``max_batch_size`` texts or ``max_batch_tokens`` tokens, or ``max_wait_ms`` after the first one
-arrived), runs each call in a worker thread off the event loop, and hands every request exactly its own rows.
+Requests put their texts on the :class:`~bertclf.serving.batcher.Batcher`, which tokenizes them and gathers the
+texts of concurrent requests into model calls, off the event loop, and hands every request exactly its own rows.
 With ``max_batch_size`` 1 every request is its own call. Excess load is refused, not queued forever: beyond
 ``max_concurrent_requests`` requests in flight the answer is 503 with ``Retry-After``. Every error is JSON,
-``{"error": "..."}``, naming the problem.
+``{"error": "..."}``, naming the problem, with the status of its kind (:data:`~bertclf.serving.schemas.ERROR_STATUS`).
+The routes live on a router and read what they share (classifier, settings, batcher, metrics) from ``app.state``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from pydantic import BaseModel, Field, ValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
 from bertclf import __version__
 from bertclf.classifier import TextClassifier
-from bertclf.config import ServeSettings
+from bertclf.serving.batcher import Batcher
+from bertclf.serving.monitoring import ServerMetrics
+from bertclf.serving.schemas import (
+    ERROR_RESPONSES,
+    ERROR_STATUS,
+    ErrorKind,
+    PredictRequest,
+    PredictResponse,
+    ServeError,
+)
+from bertclf.serving.settings import ServeSettings
 
-
-class PredictRequest(BaseModel):
-    """One text or a list of texts; ``top_k`` keeps the k most probable classes in the answer; ``threshold``
-    overrides a multilabel model's decision thresholds for this request."""
-
-    texts: list[str] | None = Field(None, description="Texts to classify (or give `text`).")
-    text: str | None = Field(None, description="One text to classify (or give `texts`).")
-    top_k: int | None = Field(None, ge=1, description="Return only the k most probable classes per text.")
-    threshold: float | None = Field(None, gt=0, lt=1, description="Multilabel: one decision threshold for all labels.")
-
-
-class ServeError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers
-
-
-@dataclass
-class _Pending:
-    token_ids: list
-    future: asyncio.Future
-    tokens: int
-
-
-@dataclass
-class _Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
-        self.requests = Counter("bertclf_requests", "Requests answered, by status code.", ["status"],
-                                registry=self.registry)
-        self.latency = Histogram("bertclf_request_seconds", "Time to answer a /predict request.",
-                                 registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.batch_size = Histogram("bertclf_batch_texts", "Texts per model call.", registry=self.registry,
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
-        self.queue_depth = Gauge("bertclf_queue_texts", "Texts waiting for a model call.", registry=self.registry)
-        self.texts = Counter("bertclf_texts", "Texts classified (rate() gives texts/s).", registry=self.registry)
-        self.in_flight = Gauge("bertclf_requests_in_flight", "Requests being answered.", registry=self.registry)
-
-
-class Batcher:
-    """Gathers the token ids of concurrent requests into model calls, run one at a time in a worker thread."""
-
-    def __init__(self, classifier: TextClassifier, settings: ServeSettings, metrics: _Metrics):
-        self.classifier, self.settings, self.metrics = classifier, settings, metrics
-        self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertclf-model")
-        self.task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        self.executor.shutdown(wait=True)
-
-    async def probabilities(self, token_ids: list) -> np.ndarray:
-        """Probabilities of these texts, computed in some model call together with other requests' texts."""
-        tokens = sum(sum(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids) for ids in token_ids)
-        pending = _Pending(token_ids, asyncio.get_running_loop().create_future(), tokens)
-        self.metrics.queue_depth.inc(len(token_ids))
-        await self.queue.put(pending)
-        return await pending.future
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        settings = self.settings
-        while True:
-            batch = [await self.queue.get()]
-            texts, tokens = len(batch[0].token_ids), batch[0].tokens
-            deadline = loop.time() + settings.max_wait_ms / 1000
-            while texts < settings.max_batch_size and tokens < settings.max_batch_tokens:
-                try:
-                    following = await asyncio.wait_for(self.queue.get(), timeout=max(0.0, deadline - loop.time()))
-                except TimeoutError:
-                    break
-                batch.append(following)
-                texts, tokens = texts + len(following.token_ids), tokens + following.tokens
-            self.metrics.queue_depth.dec(texts)
-            token_ids = [ids for pending in batch for ids in pending.token_ids]
-            try:
-                probabilities = await loop.run_in_executor(self.executor, self._predict, token_ids)
-            except Exception as error:  # a failed call fails its requests, not the server
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
-                continue
-            self.metrics.batch_size.observe(texts)
-            self.metrics.texts.inc(texts)
-            start = 0
-            for pending in batch:
-                rows = probabilities[start : start + len(pending.token_ids)]
-                start += len(pending.token_ids)
-                if not pending.future.done():  # the client may have gone away
-                    pending.future.set_result(rows)
-
-    def _predict(self, token_ids: list) -> np.ndarray:
-        predictor = self.classifier.predictor()
-        predictor.batch_size = min(predictor.batch_size, self.settings.forward_batch_size)
-        return predictor.predict_proba(token_ids)
+router = APIRouter()
+LIMITS = ("max_batch_size", "max_batch_tokens", "max_wait_ms", "max_concurrent_requests", "max_texts_per_request",
+          "max_text_chars", "max_body_bytes")  # the settings /info shows
 
 
 def create_app(classifier: TextClassifier, settings: ServeSettings | None = None) -> FastAPI:
     """The ASGI app serving ``classifier``; the model is warmed up before ``/ready`` says so."""
-    settings = settings or ServeSettings()
-    metrics = _Metrics()
-    state: dict[str, Any] = {"ready": False, "in_flight": 0}
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        batcher = Batcher(classifier, settings, metrics)
-        batcher.start()
-        state["batcher"] = batcher
-        await batcher.probabilities(classifier.encode(["warm up"]))
-        state["ready"] = True
-        try:
-            yield
-        finally:
-            state["ready"] = False
-            await batcher.stop()
-
-    app = FastAPI(title="bertclf", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="bertclf", version=__version__, lifespan=_lifespan,
                   description="Text classification with a model trained by bertclf.")
-
-    def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-    @app.exception_handler(ServeError)
-    async def serve_error(_request: Request, problem: ServeError) -> JSONResponse:
-        return error(problem.status, problem.message, problem.headers)
-
-    @app.middleware("http")
-    async def limits_and_metrics(request: Request, call_next: Any) -> Any:
-        predicting = request.url.path == "/predict"
-        if not predicting:
-            return await call_next(request)
-        started = time.perf_counter()
-        if state["in_flight"] >= settings.max_concurrent_requests:
-            response = error(503, f"too many requests in flight (limit {settings.max_concurrent_requests}); retry",
-                             {"Retry-After": "1"})
-        elif int(request.headers.get("content-length") or 0) > settings.max_body_bytes:
-            response = error(413, f"request body over {settings.max_body_bytes} bytes")
-        else:
-            state["in_flight"] += 1
-            metrics.in_flight.inc()
-            try:
-                response = await call_next(request)
-            finally:
-                state["in_flight"] -= 1
-                metrics.in_flight.dec()
-        metrics.requests.labels(str(response.status_code)).inc()
-        metrics.latency.observe(time.perf_counter() - started)
-        return response
-
-    body_schema = {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}
-
-    @app.post("/predict", summary="Classify one text or a list of texts", openapi_extra={"requestBody": body_schema})
-    async def predict(request: Request) -> dict[str, Any]:
-        payload = await read_payload(request, settings.max_body_bytes)
-        texts = check_texts(payload, settings)
-        if payload.threshold is not None and classifier.task_ != "multilabel":
-            raise ServeError(422, "threshold: applies to multilabel models only")
-        if not state["ready"]:
-            raise ServeError(503, "the model is still loading; retry", {"Retry-After": "1"})
-        probabilities = await state["batcher"].probabilities(classifier.encode(texts))
-        return {"predictions": answers(classifier, probabilities, payload)}
-
-    @app.get("/health", summary="The server is alive")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready", summary="The model is loaded and warmed up")
-    async def ready() -> Any:
-        return {"status": "ready"} if state["ready"] else error(503, "the model is still loading")
-
-    @app.get("/info", summary="The model being served")
-    async def info() -> dict[str, Any]:
-        config = classifier.config
-        return {"task": classifier.task_, "labels": classifier.classes_, "model": config.model,
-                "runtime": classifier.runtime_.name, "max_length": classifier.max_length_,
-                "long_text": config.long_text, "version": __version__,
-                "limits": {name: getattr(settings, name) for name in ("max_batch_size", "max_batch_tokens",
-                                                                      "max_wait_ms", "max_concurrent_requests",
-                                                                      "max_texts_per_request", "max_text_chars",
-                                                                      "max_body_bytes")}}
-
-    @app.get("/metrics", summary="Prometheus metrics")
-    async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
+    app.state.classifier, app.state.settings = classifier, settings or ServeSettings()
+    app.state.metrics, app.state.ready, app.state.in_flight = ServerMetrics(), False, 0
+    app.add_exception_handler(ServeError, _answer_error)
+    app.middleware("http")(_limits_and_metrics)
+    app.include_router(router)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state = app.state
+    state.batcher = Batcher(state.classifier, state.settings, state.metrics)
+    state.batcher.start()
+    await state.batcher.probabilities(["warm up"])
+    state.ready = True
+    try:
+        yield
+    finally:
+        state.ready = False
+        await state.batcher.stop()
+
+
+def _error_response(problem: ServeError) -> JSONResponse:
+    return JSONResponse({"error": problem.message}, status_code=problem.status, headers=problem.headers)
+
+
+async def _answer_error(_request: Request, problem: ServeError) -> JSONResponse:
+    return _error_response(problem)
+
+
+async def _limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """``/predict`` only: refuse beyond the requests in flight or a declared body size, and count and time it."""
+    if request.url.path != "/predict":
+        return await call_next(request)
+    state, started = request.app.state, time.perf_counter()
+    settings, metrics = state.settings, state.metrics
+    if state.in_flight >= settings.max_concurrent_requests:
+        response: Response = _error_response(ServeError(
+            ErrorKind.OVERLOADED, f"too many requests in flight (limit {settings.max_concurrent_requests}); retry"))
+    elif int(request.headers.get("content-length") or 0) > settings.max_body_bytes:
+        response = _error_response(ServeError(ErrorKind.TOO_LARGE,
+                                              f"request body over {settings.max_body_bytes} bytes"))
+    else:
+        state.in_flight += 1
+        metrics.in_flight.inc()
+        try:
+            response = await call_next(request)
+        finally:
+            state.in_flight -= 1
+            metrics.in_flight.dec()
+    metrics.requests.labels(str(response.status_code)).inc()
+    metrics.latency.observe(time.perf_counter() - started)
+    return response
+
+
+_BODY = {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}
+
+
+@router.post("/predict", summary="Classify one text or a list of texts", response_model=PredictResponse,
+             response_model_exclude_unset=True, responses=ERROR_RESPONSES, openapi_extra={"requestBody": _BODY})
+async def predict(request: Request) -> dict[str, Any]:
+    state = request.app.state
+    classifier: TextClassifier = state.classifier
+    payload = await read_payload(request, state.settings.max_body_bytes)
+    texts = check_texts(payload, state.settings)
+    if payload.threshold is not None and classifier.task_ != "multilabel":
+        raise ServeError(ErrorKind.INVALID, "threshold: applies to multilabel models only")
+    if not state.ready:
+        raise ServeError(ErrorKind.NOT_READY, "the model is still loading; retry")
+    probabilities = await state.batcher.probabilities(texts)
+    return {"predictions": answers(classifier, probabilities, payload)}
+
+
+@router.get("/health", summary="The server is alive")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="The model is loaded and warmed up", responses={503: ERROR_RESPONSES[503]})
+async def ready(request: Request) -> Any:
+    if request.app.state.ready:
+        return {"status": "ready"}
+    # No Retry-After here: a probe asks again on its own schedule.
+    return JSONResponse({"error": "the model is still loading"}, status_code=ERROR_STATUS[ErrorKind.NOT_READY])
+
+
+@router.get("/info", summary="The model being served")
+async def info(request: Request) -> dict[str, Any]:
+    classifier: TextClassifier = request.app.state.classifier
+    config = classifier.config
+    return {"task": classifier.task_, "labels": classifier.classes_, "model": config.model,
+            "runtime": classifier.runtime_.name, "max_length": classifier.max_length_,
+            "long_text": config.long_text, "version": __version__,
+            "limits": {name: getattr(request.app.state.settings, name) for name in LIMITS}}
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def prometheus(request: Request) -> PlainTextResponse:
+    metrics: ServerMetrics = request.app.state.metrics
+    return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def read_payload(request: Request, max_body_bytes: int) -> PredictRequest:
@@ -233,32 +154,32 @@ async def read_payload(request: Request, max_body_bytes: int) -> PredictRequest:
     async for part in request.stream():
         body += part
         if len(body) > max_body_bytes:
-            raise ServeError(413, f"request body over {max_body_bytes} bytes")
+            raise ServeError(ErrorKind.TOO_LARGE, f"request body over {max_body_bytes} bytes")
     try:
         data = json.loads(body)
     except ValueError as problem:
-        raise ServeError(400, f"malformed JSON: {problem}") from None
+        raise ServeError(ErrorKind.MALFORMED, f"malformed JSON: {problem}") from None
     try:
         return PredictRequest.model_validate(data)
     except ValidationError as problem:
         first = problem.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ())) or "body"
-        raise ServeError(422, f"{where}: {first.get('msg')}") from None
+        raise ServeError(ErrorKind.INVALID, f"{where}: {first.get('msg')}") from None
 
 
 def check_texts(payload: PredictRequest, settings: ServeSettings) -> list[str]:
     if (payload.texts is None) == (payload.text is None):
-        raise ServeError(422, "give either 'texts' (a list of strings) or 'text' (a string)")
+        raise ServeError(ErrorKind.INVALID, "give either 'texts' (a list of strings) or 'text' (a string)")
     texts = payload.texts if payload.texts is not None else [payload.text]
     if not texts:
-        raise ServeError(422, "texts: the list is empty")
+        raise ServeError(ErrorKind.INVALID, "texts: the list is empty")
     if len(texts) > settings.max_texts_per_request:
-        raise ServeError(413, f"texts: {len(texts)} texts, over the limit of {settings.max_texts_per_request} per "
-                              "request")
+        raise ServeError(ErrorKind.TOO_LARGE, f"texts: {len(texts)} texts, over the limit of "
+                                              f"{settings.max_texts_per_request} per request")
     too_long = next((i for i, text in enumerate(texts) if len(text) > settings.max_text_chars), None)
     if too_long is not None:
-        raise ServeError(413, f"texts.{too_long}: {len(texts[too_long])} characters, over the limit of "
-                              f"{settings.max_text_chars}")
+        raise ServeError(ErrorKind.TOO_LARGE, f"texts.{too_long}: {len(texts[too_long])} characters, over the limit "
+                                              f"of {settings.max_text_chars}")
     return texts
 
 

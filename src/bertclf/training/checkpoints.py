@@ -22,7 +22,7 @@ from accelerate import Accelerator
 from bertclf import rundir
 from bertclf.batching import EncodedTexts
 from bertclf.config import ClassifierConfig
-from bertclf.errors import BertclfError
+from bertclf.errors import BertclfError, first_line
 
 
 def fingerprint(train_set: EncodedTexts) -> str:
@@ -103,8 +103,7 @@ class Checkpoints:
         try:
             accelerator.load_state(str(latest))
         except (OSError, RuntimeError, ValueError, KeyError, SafetensorError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise BertclfError(f"cannot load the checkpoint {latest}: {reason}") from None
+            raise BertclfError(f"cannot load the checkpoint {latest}: {first_line(error)}") from None
         best_path = self.folder / rundir.BEST_DIR / rundir.BEST_WEIGHTS
         best = load_file(best_path) if best_path.is_file() else None
         return state, best

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bertclf.errors import BertclfError
+from bertclf.errors import BertclfError, first_line
 
 # The module each tracker needs, and what to install when it is missing (MLflow's client alone is enough).
 _MODULES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow-skinny"),
@@ -58,8 +58,8 @@ class Tracking:
         try:
             accelerator.init_trackers(self.run_name, config=self.options)
         except Exception as error:  # each tracker fails in its own way: a server unreachable, a bad key
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise BertclfError(f"--report-to {','.join(self.report_to)}: a tracker failed to start: {reason}") from None
+            raise BertclfError(f"--report-to {','.join(self.report_to)}: a tracker failed to start: "
+                               f"{first_line(error)}") from None
         self.accelerator = accelerator
 
     def log(self, values: dict[str, Any], step: int) -> None:
