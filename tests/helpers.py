@@ -30,6 +30,12 @@ TOPIC_WORDS = {
     "food": ["recipe", "cheese", "bread", "dinner", "soup", "kitchen", "bake", "flavour"],
 }
 FILLER = ["the", "a", "on", "with", "about", "today", "we", "people", "new", "old", "big", "very", "said", "it"]
+# Texts that break careless writers and readers: separators, quotes, line breaks, empty, unicode, all digits.
+NASTY_TEXTS = ["tab\there", "new\nline", "carriage\rreturn", "windows\r\nline", 'say "hi"', '"quoted"', "a,b", "",
+               "unicode é 漢字 🙂", "12345", "007", "1e3", "NA", "null", " padded ", "back\\slash", "#hash",
+               "line\u2028sep", "semi;colon", "'single'", "[1]", "{}"]
+# Those an unquoted TSV field can hold (no tab, no line break).
+TSV_TEXTS = [text for text in NASTY_TEXTS if not any(mark in text for mark in "\t\n\r")]
 
 
 def insert_topic_words(rng: random.Random, words: list[str], topic: str) -> None:

@@ -53,3 +53,49 @@ def test_a_corrupt_training_state_is_one_error(tiny_model, tmp_path):
         train(build_model(config, [0, 1]), train_set, config, pad_token_id=0, loss_fn=torch.nn.functional.cross_entropy,
               evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0},
               checkpoints=Checkpoints(tmp_path, config, fingerprint(train_set)))
+
+
+def _finished_run(tiny_model, folder):
+    """Train 4 steps with a checkpoint after each; returns how to train again on the same data, resuming."""
+    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8, save_steps=1, seed=3)
+    train_set = toy_set(32)
+
+    def again():
+        torch.manual_seed(3)
+        return train(build_model(config, [0, 1]), train_set, config, pad_token_id=0,
+                     loss_fn=torch.nn.functional.cross_entropy,
+                     evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0},
+                     checkpoints=Checkpoints(folder, config, fingerprint(train_set)))
+
+    again()
+    return again
+
+
+CHECKPOINT_FILES = ["model.safetensors", "optimizer.bin", "scheduler.bin", "random_states_0.pkl"]
+
+
+@pytest.mark.parametrize(("file", "fault"), [*((file, fault) for file in CHECKPOINT_FILES
+                                               for fault in ("garbage", "truncated", "missing")),
+                                             ("random_states_0.pkl", "other_content")])
+def test_a_damaged_checkpoint_file_is_one_error_naming_it(tiny_model, tmp_path, file, fault):
+    again = _finished_run(tiny_model, tmp_path)
+    path = Checkpoints(tmp_path, ClassifierConfig(), "").latest() / file
+    if fault == "garbage":
+        path.write_bytes(b"\xff" * path.stat().st_size)
+    elif fault == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif fault == "missing":
+        path.unlink()
+    else:  # a pickle, but not of random states: accelerate skips it without a word
+        torch.save({"random_state": "not a state", "numpy_random_seed": 1, "torch_manual_seed": 2}, path)
+    with pytest.raises(BertclfError) as error:
+        again()
+    message = str(error.value)
+    assert len(message.splitlines()) == 1 and str(path) in message
+    assert ("is missing" if fault == "missing" else "is damaged") in message
+
+
+def test_an_intact_checkpoint_resumes(tiny_model, tmp_path):
+    again = _finished_run(tiny_model, tmp_path)
+    _, state = again()  # the last checkpoint is the end of training: nothing left to train, and no error
+    assert state.step == 4

@@ -401,3 +401,17 @@ def test_a_pickled_classifier_predicts_as_the_original(fitted, tmp_path):
     quantized = TextClassifier.load(tmp_path / "run", runtime="torch-int8")
     with pytest.raises(BertclfError, match=r"cannot be pickled: use save\(path\)"):
         pickle.dumps(quantized)
+
+
+def test_threads_predicting_on_a_freshly_fitted_classifier_get_exactly_its_single_thread_answers(tiny_options):
+    from concurrent.futures import ThreadPoolExecutor
+
+    classifier = TextClassifier(**small_options(tiny_options)).fit(make_texts(90, seed=1))
+    texts = make_texts(40, seed=9)["text"].tolist()
+    alone, labels = classifier.predict_proba(texts), classifier.predict(texts)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: (classifier.predict_proba(texts), classifier.predict(texts)), range(16)))
+    for probabilities, predicted in answers:
+        np.testing.assert_array_equal(probabilities, alone)
+        assert predicted == labels
+    assert not classifier.model_.training

@@ -2,6 +2,7 @@
 Bad files, options and run directories in this process; signals, closed pipes and full disks in real processes."""
 
 import json
+import os
 import resource
 import shutil
 import signal
@@ -67,6 +68,11 @@ def bad_inputs(tmp_path, text_files):
         ("unknown_model_offline", "cannot load model 'nobody/no-such-model'"),
         ("bad_option", "invalid epochs"),
         ("bad_stride", "--stride 30 must be below the 22 content tokens of a window (--max-length 24)"),
+        ("learning_rate_nan", "invalid learning_rate (--learning-rate) 'nan': must be a finite number"),
+        ("learning_rate_inf", "invalid learning_rate (--learning-rate) 'inf': must be a finite number"),
+        ("weight_decay_nan", "invalid weight_decay (--weight-decay) 'nan': must be a finite number"),
+        ("seed_out_of_range", "invalid seed (--seed) 4294967296: a seed must be in [0, 4294967295]"),
+        ("diverging_loss", "the training loss diverged (nan) by step"),
     ],
 )
 def test_bad_training_input_is_one_line_and_exit_2(case, fragment, tmp_path, text_files, bad_inputs, tiny_model):
@@ -103,6 +109,12 @@ def test_bad_training_input_is_one_line_and_exit_2(case, fragment, tmp_path, tex
         args["--epochs"] = "zero"
     elif case == "bad_stride":
         args.update({"--long-text": "chunks", "--stride": 30, "--max-length": 24})
+    elif case in ("learning_rate_nan", "learning_rate_inf", "weight_decay_nan"):
+        args["--" + case.rsplit("_", 1)[0].replace("_", "-")] = case.rsplit("_", 1)[1]
+    elif case == "seed_out_of_range":
+        args["--seed"] = 2**32
+    elif case == "diverging_loss":  # a finite rate, but far too high: the loss becomes nan
+        args["--learning-rate"] = "1e30"
     flags = [str(item) for pair in args.items() for item in pair]
     code, _, err = run_cli(["train", *flags])
     assert_one_line_error(code, err, fragment)
@@ -224,8 +236,11 @@ def prediction_case(case, tmp_path, run_dir):
     existing = tmp_path / "existing.csv"
     existing.write_text("keep me\n")
     (tmp_path / "a_file").write_text("")
-    files = {"empty.csv": "", "header_only.csv": "text,label\n", "numbers.csv": "text\n1\n2\n",
-             "latin1.csv": "text\ncaf\xe9\n", "bad.parquet": "not parquet", "dir_in_the_way": None}
+    files = {"empty.csv": "", "header_only.csv": "text,label\n", "booleans.jsonl": '{"text": true}\n',
+             "semicolons.csv": "text;label\nhello, world;a\n", "broken.jsonl": '{"text": "a"}\n{"text": "b"\n',
+             "bracketed.csv": "text,label\nx,[urgent]\n",
+             "latin1.csv": "text\ncaf\xe9\n", "bad.parquet": "not parquet", "dir_in_the_way": None,
+             "predicted.csv": "text,predicted_label\nsome text,sport\n", "tabbed.csv": 'text\n"a\ttab"\n'}
     for name, content in files.items():
         if content is None:
             (tmp_path / name).mkdir()
@@ -237,7 +252,12 @@ def prediction_case(case, tmp_path, run_dir):
         "input_extension": ([*base[:3], tmp_path / "a_file"], "unsupported file extension"),
         "empty_input": ([*base[:3], tmp_path / "empty.csv"], "file is empty"),
         "header_only": ([*base[:3], tmp_path / "header_only.csv"], "no data rows"),
-        "non_text": ([*base[:3], tmp_path / "numbers.csv"], "non-text value"),
+        "non_text": ([*base[:3], tmp_path / "booleans.jsonl"], "non-text value in row 1: True"),
+        "semicolon_csv": ([*base[:3], tmp_path / "semicolons.csv"], "semicolons.csv is separated by semicolons"),
+        "repeated_columns": ([*base, "--columns", "text,text"], "--columns names 'text' twice"),
+        "broken_jsonl_line": ([*base[:3], tmp_path / "broken.jsonl"], "line 2 of"),
+        "unseen_bracketed_label": (["evaluate", run_dir, "--data", tmp_path / "bracketed.csv"],
+                                   "has labels that training never saw: '[urgent]'"),
         "not_utf8": ([*base[:3], tmp_path / "latin1.csv"], "is not utf-8 text (pass --encoding, e.g. latin-1)"),
         "corrupt_parquet": ([*base[:3], tmp_path / "bad.parquet"], "cannot read"),
         "missing_column": ([*base, "--text-column", "body"], "column 'body' not found"),
@@ -252,13 +272,25 @@ def prediction_case(case, tmp_path, run_dir):
         "threshold_out_of_range": ([*base, "--threshold", "2"], "argument --threshold"),
         "min_labels_negative": ([*base, "--min-labels", "-1"], "argument --min-labels"),
         "bad_quoting": ([*base, "--quoting", "maybe"], "argument --quoting"),
+        "column_collision": ([*base[:3], tmp_path / "predicted.csv"],
+                             "predicted.csv already has a column 'predicted_label', which predict adds"),
+        "tab_in_a_tsv_output": ([*base[:3], tmp_path / "tabbed.csv", "--output", tmp_path / "out.tsv"],
+                                "column 'text' holds a tab or a line break in row 1"),
+        "parquet_to_a_pipe": ([*base, "--output", _fifo(tmp_path / "pipe.parquet")], "cannot write Parquet to"),
     }[case]
 
 
+def _fifo(path):
+    os.mkfifo(path)
+    return path
+
+
 PREDICTION_CASES = ["missing_input", "input_is_a_folder", "input_extension", "empty_input", "header_only", "non_text",
+                    "semicolon_csv", "repeated_columns", "broken_jsonl_line", "unseen_bracketed_label",
                     "not_utf8", "corrupt_parquet", "missing_column", "existing_output", "output_under_a_file",
                     "output_extension", "output_is_a_folder", "missing_run", "run_is_a_file", "not_a_run",
-                    "batch_size_zero", "threshold_out_of_range", "min_labels_negative", "bad_quoting"]
+                    "batch_size_zero", "threshold_out_of_range", "min_labels_negative", "bad_quoting",
+                    "column_collision", "tab_in_a_tsv_output", "parquet_to_a_pipe"]
 
 
 @pytest.mark.parametrize("case", PREDICTION_CASES)
@@ -270,6 +302,19 @@ def test_bad_prediction_input_is_one_line(shared_run, tmp_path, case):
     assert_one_line_error(code, err, fragment)
     after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
     assert after == before  # nothing written, nothing overwritten, no staging file left
+
+
+def test_all_digit_texts_and_a_byte_order_mark_are_read_as_written(shared_run, tmp_path):
+    """Codes and numbers are texts, in every part of a streamed file; a UTF-8 BOM (Excel, PowerShell) is no text."""
+    (tmp_path / "codes.jsonl").write_bytes('\ufeff{"text": "007"}\n{"text": "12"}\n{"text": "3"}\n'.encode())
+    (tmp_path / "codes.csv").write_text("text,label\nfine,sport\n007,tech\n1e3,food\n")
+    for name in ("codes.jsonl", "codes.csv"):
+        code, _, err = run_cli(["predict", shared_run, "--input", tmp_path / name, "--output", tmp_path / f"p_{name}"])
+        assert code == 0, err
+    predicted = pd.read_csv(tmp_path / "p_codes.csv", dtype=str)
+    assert predicted["text"].tolist() == ["fine", "007", "1e3"] and predicted["label"].tolist()[1] == "tech"
+    assert [json.loads(line)["text"] for line in (tmp_path / "p_codes.jsonl").read_text().splitlines()] == \
+        ["007", "12", "3"]
 
 
 # --- faults from outside: signals, closed pipes, bytes on stdin, a full disk (real processes) -------------------
@@ -350,3 +395,16 @@ def test_a_full_standard_output_is_one_line(shared_run, tmp_path):
     assert process.returncode == 2
     assert process.stderr.decode().strip() == "bertclf: error: cannot write to standard output: No space left on device"
 
+
+
+@pytest.mark.parametrize(("where", "fragment"), [("run", "is the run being exported"),
+                                                 ("inside", "is inside the run being exported"),
+                                                 ("around", "holds the run being exported")])
+def test_an_export_never_replaces_the_run_it_exports(shared_run, tmp_path, where, fragment):
+    run = shutil.copytree(shared_run, tmp_path / "runs" / "r")
+    (run / "onnx").mkdir()
+    output = {"run": run, "inside": run / "onnx", "around": tmp_path / "runs"}[where]
+    before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
+    code, out, err = run_cli(["export", run, "--output", output, "--overwrite"])
+    assert_one_line_error(code, err, fragment)
+    assert out == "" and sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == before

@@ -2,11 +2,22 @@
 
 import io
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.helpers import assert_one_line_error, make_texts, run_cli
+from bertclf import TextClassifier
+from bertclf.data import read_table
+from tests.helpers import (
+    NASTY_TEXTS,
+    TSV_TEXTS,
+    assert_one_line_error,
+    bertclf_process,
+    make_multilabel_texts,
+    make_texts,
+    run_cli,
+)
 
 
 def test_predict_reads_stdin_lines_and_writes_jsonl(shared_run, tmp_path):
@@ -74,3 +85,52 @@ def test_predict_runs_on_every_runtime(shared_run, tmp_path, runtime):
     assert code == 0, err
     assert len(pd.read_csv(io.StringIO(out))) == 20
 
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".json", ".parquet"])
+def test_predictions_read_back_with_every_text_unchanged(shared_run, tmp_path, suffix):
+    texts = TSV_TEXTS if suffix == ".tsv" else NASTY_TEXTS
+    source = tmp_path / "new.jsonl"
+    pd.DataFrame({"text": texts, "code": [f"{i:03d}" for i in range(len(texts))]}).to_json(
+        source, orient="records", lines=True, force_ascii=False)
+    output = tmp_path / f"out{suffix}"
+    code, _, err = run_cli(["predict", shared_run, "--input", source, "--output", output])
+    assert code == 0, err
+    back = read_table(output)
+    assert list(back.columns) == ["text", "code", "predicted_label", "proba_food", "proba_sport", "proba_tech"]
+    read = [value if isinstance(value, str) else "" for value in back["text"]]  # CSV/TSV: an empty field is missing
+    assert read == texts and back["code"].tolist() == [f"{i:03d}" for i in range(len(texts))]
+    if suffix == ".json":
+        assert isinstance(json.loads(output.read_text(encoding="utf-8")), list)  # a JSON list, not JSON lines
+
+
+def test_a_device_or_pipe_output_is_a_stream_that_needs_no_overwrite(shared_run, tmp_path):
+    data = tmp_path / "new.csv"
+    make_texts(12, seed=4).to_csv(data, index=False)
+    code, _, err = run_cli(["predict", shared_run, "--input", data, "--output", "/dev/null"])
+    assert code == 0, err
+    code, _, err = run_cli(["evaluate", shared_run, "--data", data, "--output", "/dev/null"])
+    assert code == 0, err
+    assert Path("/dev/null").is_char_device()
+
+
+def test_evaluate_writes_strict_json_to_a_json_file_only(tiny_options, tmp_path):
+    run = TextClassifier(**{**tiny_options, "epochs": 1}, task="multilabel").fit(
+        make_multilabel_texts(60, 1), val=make_multilabel_texts(20, 2)).save(tmp_path / "run")
+    make_multilabel_texts(1, 3).to_csv(tmp_path / "one.csv", index=False)  # ROC AUC is undefined on one text
+    code, _, err = run_cli(["evaluate", run, "--data", tmp_path / "one.csv", "--output", tmp_path / "m.json"])
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "m.json").read_text(), parse_constant=lambda name: pytest.fail(f"bare {name}"))
+    assert metrics["roc_auc_macro"] is None
+    code, _, err = run_cli(["evaluate", run, "--data", tmp_path / "one.csv", "--output", tmp_path / "m.csv"])
+    assert_one_line_error(code, err, "evaluate --output writes the metrics as JSON; name a .json file")
+    assert not (tmp_path / "m.csv").exists()
+
+
+@pytest.mark.slow
+def test_predict_to_dev_stdout_writes_csv_there(shared_run, tmp_path):
+    make_texts(12, seed=4).to_csv(tmp_path / "new.csv", index=False)
+    process = bertclf_process(["-q", "predict", shared_run, "--input", tmp_path / "new.csv", "--output", "/dev/stdout"])
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err.decode()
+    assert len(pd.read_csv(io.BytesIO(out))) == 12 and err == b""

@@ -81,3 +81,34 @@ def test_readme_option_reference_is_the_generated_one():
         "README options are stale: paste the output of "
         "python -c 'from bertclf.config import options_reference; print(options_reference())'"
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [  # nan passes no comparison and inf every upper bound; each would fail deep in torch or scikit-learn
+        ({"learning_rate": "nan"}, "invalid learning_rate .* must be a finite number"),
+        ({"learning_rate": float("inf")}, "invalid learning_rate .* must be a finite number"),
+        ({"head_learning_rate": "-inf"}, "invalid head_learning_rate .* must be a finite number"),
+        ({"weight_decay": "nan"}, "invalid weight_decay .* must be a finite number"),
+        ({"focal_gamma": "inf"}, "invalid focal_gamma .* must be a finite number"),
+        ({"max_grad_norm": float("nan")}, "invalid max_grad_norm .* must be a finite number"),
+        ({"epochs": "1e400"}, "invalid epochs .* must be a finite number"),
+        ({"learning_rate": 10**400}, "invalid learning_rate .* must be a finite number"),
+        ({"learning_rate": "1e308"}, "invalid learning_rate .* the head's rate"),  # 10x that is inf
+        ({"batch_size": 2**63}, "invalid batch_size .* below 2\\*\\*63"),
+        ({"seed": -1}, r"invalid seed .* \[0, 4294967295\]"),
+        ({"seed": "4294967296"}, r"invalid seed .* \[0, 4294967295\]"),
+        ({"seeds": "1,4294967296"}, r"invalid seeds .* \[0, 4294967295\]"),
+        ({"seed": 4294967295, "seeds": "2"}, "invalid seeds .* at most 4294967295"),
+    ],
+)
+def test_every_number_is_finite_and_in_the_range_the_libraries_take(options, fragment):
+    with pytest.raises(BertclfError, match=fragment):
+        ClassifierConfig(**options)
+
+
+def test_numbers_at_the_edges_of_their_ranges_are_taken():
+    assert ClassifierConfig(seed="4294967295").seed_list() == [4294967295]
+    assert ClassifierConfig(seed=0, seeds="4294967294,4294967295").seed_list() == [4294967294, 4294967295]
+    assert ClassifierConfig(epochs="9007199254740993").epochs == 9007199254740993  # exactly: a float rounds it
+    assert ClassifierConfig(learning_rate=1e30).learning_rate == 1e30  # finite: a diverging loss stops the run

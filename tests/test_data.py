@@ -3,11 +3,14 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from bertclf.config import ClassifierConfig
 from bertclf.data import (
     encode_labels,
+    iter_table,
     iterative_split,
     join_texts,
     load_examples,
@@ -42,7 +45,9 @@ def test_headerless_file_with_named_columns(tmp_path):
     path.write_text("gj04\t1\t\tThe sailors rode the breeze clear of the rocks.\ngj04\t0\t*\tThe more books.\n")
     frame = read_table(path, ["source", "label", "mark", "sentence"])
     assert frame["sentence"].tolist()[1] == "The more books."
-    assert frame["label"].tolist() == [1, 0]
+    assert frame["label"].tolist() == ["1", "0"]  # fields as written; the label reader makes them integers
+    config = ClassifierConfig(columns=["source", "label", "mark", "sentence"], text_column=["sentence"])
+    assert load_examples(path, config).labels == [1, 0]
     with pytest.raises(BertclfError, match="has 4 columns but --columns names 3"):
         read_table(path, ["source", "label", "sentence"])
 
@@ -60,7 +65,7 @@ def test_na_like_texts_stay_texts(tmp_path):
         ("", "empty.csv", "file is empty"),
         ("text,label\n", "header_only.csv", "no data rows"),
         ("a,b", "data.xlsx", "unsupported file extension '.xlsx'"),
-        ("{not json", "data.jsonl", "cannot read"),
+        ("{not json", "data.jsonl", "line 1 of .*data.jsonl is not valid JSON: Expecting property name"),
     ],
 )
 def test_unreadable_files_give_one_line_errors(tmp_path, content, name, fragment):
@@ -83,8 +88,8 @@ def test_unknown_column_lists_the_available_ones():
 
 
 def test_non_text_values_are_rejected():
-    frame = pd.DataFrame({"text": ["fine", 42], "label": ["a", "b"]})
-    with pytest.raises(BertclfError, match="non-text value in row 2: 42"):
+    frame = pd.DataFrame({"text": ["fine", 4.2], "label": ["a", "b"]})
+    with pytest.raises(BertclfError, match=r"non-text value in row 2: 4\.2"):
         load_examples(frame, ClassifierConfig())
 
 
@@ -342,3 +347,124 @@ def test_a_label_names_file_that_is_not_utf8_is_named(tmp_path):
     (tmp_path / "labels.txt").write_bytes(b"caf\xe9\nsport\n")
     with pytest.raises(BertclfError, match="is not UTF-8 text"):
         read_label_names(tmp_path / "labels.txt")
+
+
+# --- values as written: label codes, digit texts, JSON files, separators -----------------------------------------
+
+
+def test_label_codes_in_text_files_stay_the_strings_they_are(tmp_path):
+    (tmp_path / "codes.csv").write_text("text,label\na,01\nb,1\nc,1.0\nd,007\ne,1e3\nf,7\n")
+    examples = load_examples(tmp_path / "codes.csv", ClassifierConfig())
+    assert examples.labels == ["01", "1", "1.0", "007", "1e3", "7"]  # six classes, none merged or renumbered
+    assert len(training_classes(examples, ClassifierConfig())) == 6
+    (tmp_path / "ints.tsv").write_text("text\tlabel\na\t0\nb\t12\nc\t-3\n")
+    labels = load_examples(tmp_path / "ints.tsv", ClassifierConfig()).labels
+    assert labels == [0, 12, -3] and all(type(label) is int for label in labels)
+    # labels given from Python keep their Python types
+    assert load_examples(pd.DataFrame({"text": ["a", "b"], "label": ["0", "1"]}), ClassifierConfig()).labels == \
+        ["0", "1"]
+    multilabel = load_examples(pd.DataFrame({"text": ["a", "b"], "label": ["1,2", "01,2"]}), multilabel_config())
+    assert multilabel.labels == [("1", "2"), ("01", "2")]
+
+
+@pytest.mark.parametrize("label", ["①", "²", "--1", "٣", "1_000"])
+def test_digit_like_labels_are_labels(tmp_path, label):
+    (tmp_path / "data.csv").write_text(f"text,label\na,{label}\nb,2\n")
+    assert load_examples(tmp_path / "data.csv", ClassifierConfig()).labels == [label, "2"]
+    assert load_examples(tmp_path / "data.csv", multilabel_config()).labels == [(label,), ("2",)]
+    names = tmp_path / "names.txt"
+    names.write_text("zero\none\ntwo\n")
+    with pytest.raises(BertclfError, match=f"label '{label}' in row 1 of data.csv is neither a name"):
+        load_examples(tmp_path / "data.csv", ClassifierConfig(label_names=str(names)))
+
+
+def test_a_parquet_column_of_structs_is_not_labels(tmp_path):
+    pq.write_table(pa.table({"text": ["a", "b"], "label": [[{"k": 1}], [{"k": 2}]]}), tmp_path / "lists.parquet")
+    with pytest.raises(BertclfError, match=r"label column 'label' of lists.parquet holds a dict in row 1: "
+                                           r"\{'k': 1\}; labels are strings or integers"):
+        load_examples(tmp_path / "lists.parquet", ClassifierConfig())
+    pq.write_table(pa.table({"text": ["a", "b"], "label": [{"k": 1}, {"k": 2}]}), tmp_path / "structs.parquet")
+    with pytest.raises(BertclfError, match="holds a dict in row 1"):
+        load_examples(tmp_path / "structs.parquet", ClassifierConfig())
+
+
+def test_only_a_column_of_json_lists_is_multilabel(tmp_path, caplog):
+    (tmp_path / "words.csv").write_text("text,label\na,[urgent]\nb,[later]\n")
+    examples = load_examples(tmp_path / "words.csv", ClassifierConfig())
+    assert not examples.multilabel and examples.labels == ["[urgent]", "[later]"]
+    (tmp_path / "some.csv").write_text("text,label\na,[1]\nb,spam\nc,ham\n")
+    with caplog.at_level(logging.WARNING, logger="bertclf"):
+        examples = load_examples(tmp_path / "some.csv", ClassifierConfig())
+    assert not examples.multilabel and examples.labels == ["[1]", "spam", "ham"]
+    assert "1 labels of column 'label' of some.csv look like JSON lists (e.g. [1])" in caplog.text
+    (tmp_path / "lists.csv").write_text('text,label\na,[1]\nb,"[1, 2]"\nc,[]\n')
+    assert load_examples(tmp_path / "lists.csv", ClassifierConfig(allow_empty_labels=True)).labels == \
+        [(1,), (1, 2), ()]
+    assert load_examples(tmp_path / "lists.csv", ClassifierConfig(task="multiclass")).labels == ["[1]", "[1, 2]", "[]"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".json", ".parquet"])
+def test_all_digit_texts_are_texts_in_every_part(tmp_path, suffix):
+    frame = pd.DataFrame({"text": ["one", "two", "007", "12", "3"], "label": ["a", "b", "a", "b", "a"]})
+    path = tmp_path / f"data{suffix}"
+    write_table(frame, path)
+    parts = [join_texts(part, ClassifierConfig(), path.name) for part in iter_table(path, rows=2)]
+    assert parts == ([["one", "two", "007", "12", "3"]] if suffix == ".json" else [["one", "two"], ["007", "12"],
+                                                                                     ["3"]])  # .json: read whole
+
+
+def test_integer_columns_with_gaps_stay_integers(tmp_path):
+    """An id 7 in JSON or Parquet comes back as 7, not 7.0, also when some rows lack it."""
+    (tmp_path / "data.jsonl").write_text('{"text": "12", "id": 1}\n{"text": "x"}\n{"text": "3", "id": 3}\n')
+    pq.write_table(pa.table({"text": ["12", "x", "3"], "id": [1, None, 3]}), tmp_path / "data.parquet")
+    for name in ("data.jsonl", "data.parquet"):
+        for frame in (read_table(tmp_path / name), pd.concat(iter_table(tmp_path / name, rows=2))):
+            ids = frame["id"].tolist()
+            assert ids[0] == 1 and type(ids[0]) is int and pd.isna(ids[1]), name
+            assert join_texts(frame, ClassifierConfig(), name) == ["12", "x", "3"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".json"])
+def test_a_utf8_byte_order_mark_is_no_text(tmp_path, suffix):
+    path = tmp_path / f"data{suffix}"
+    write_table(FRAME, path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    pd.testing.assert_frame_equal(read_table(path), FRAME)
+    pd.testing.assert_frame_equal(pd.concat(iter_table(path, rows=2)), FRAME)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("data.jsonl", '{"text": "a"}\n\n{"text": "b", "label": \n', r"line 3 of .*data.jsonl is not valid JSON: "
+                                                                    r"Expecting value \(column 24\)"),
+        ("data.jsonl", '{"text": "a"}\n["b"]\n', "line 2 of .*data.jsonl holds a JSON list, not an object"),
+        ("data.json", '[{"text": "a"},\n {"text": "b" "label": 1}]', r"data.json is not valid JSON: Expecting ',' "
+                                                                      r"delimiter \(line 2 column 15\)"),
+        ("data.json", '{"text": "a"}\n{"text": "b",}\n', "line 2 of .*data.json is not valid JSON"),
+        ("data.json", '["a", "b"]', "data.json is a JSON list holding a string; expected one object per row"),
+        ("data.csv", "text;label\nhello, world;a\nfine;b\n", "data.csv is separated by semicolons, not commas"),
+        ("data.csv", "text;label\nhello;a\n", "data.csv is separated by semicolons"),
+        ("data.csv", "text,label\nhello,a\nhello, world,b\n", "line 3 of .*data.csv has 3 fields but the header "
+                                                               "names 2; a text that holds a comma must be in double"),
+        ("data.csv", "text,label\nhello, world,b\nhello,a\n", "the rows of .*data.csv have more fields than its "
+                                                               r"header names \(2\)"),
+        ("data.tsv", "text\tlabel\nhello\ta\tb\n", "does a text hold a tab"),
+        ("data.csv", 'text,label\nhello,a\n"oops,b\nmore,c\n', "ends inside a quoted text that starts on line 3"),
+    ],
+)
+def test_malformed_files_name_the_line(tmp_path, name, content, fragment):
+    (tmp_path / name).write_text(content)
+    for read in (lambda: read_table(tmp_path / name), lambda: list(iter_table(tmp_path / name, rows=1))):
+        with pytest.raises(BertclfError, match=fragment) as raised:
+            read()
+        assert "\n" not in str(raised.value) and "C error" not in str(raised.value)
+
+
+def test_repeated_column_names_and_semicolons_with_named_columns(tmp_path):
+    (tmp_path / "data.csv").write_text("hello;a\nfine;b\n")
+    with pytest.raises(BertclfError, match="--columns names 'text' twice"):
+        read_table(tmp_path / "data.csv", ["text", "text"])
+    with pytest.raises(BertclfError, match="separated by semicolons"):
+        read_table(tmp_path / "data.csv", ["text", "label"])
+    assert read_table(tmp_path / "data.csv", ["text"])["text"].tolist() == ["hello;a", "fine;b"]

@@ -64,6 +64,15 @@ def test_a_failed_check_writes_nothing(fitted_cases, tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_export_does_not_replace_a_run_directory(fitted_cases, tmp_path):
+    run = fitted_cases["multiclass"].save(tmp_path / "run")
+    kept = sorted(path.name for path in run.iterdir())
+    with pytest.raises(BertclfError, match=r"run is a run directory \(its PyTorch weights and report\): an export "
+                                           "never replaces a run; name another directory"):
+        fitted_cases["multiclass"].export(run, check_data=make_texts(10, seed=3), overwrite=True)
+    assert sorted(path.name for path in run.iterdir()) == kept
+
+
 def test_without_check_data_the_runs_validation_texts_are_rebuilt(fitted_cases, tmp_path, tiny_model):
     make_texts(60, seed=1).to_csv(tmp_path / "train.csv", index=False)
     classifier = TextClassifier(model=tiny_model, epochs=1, seed=3).fit(str(tmp_path / "train.csv"))

@@ -1,6 +1,7 @@
 """Runtimes and the predictor: batching by length, windows of chunked texts, input order, every runtime alike."""
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -65,6 +66,20 @@ def test_chunked_texts_predict_as_the_training_forward_computes(tiny_model, pool
     with torch.no_grad():
         expected = model(**batch).logits.numpy()
     np.testing.assert_allclose(predicted, expected, atol=1e-5)
+
+
+def test_threads_sharing_a_torch_runtime_get_exactly_one_threads_logits(tiny_model):
+    """The runtime sets eval mode once and never flips it; the first-token shortcut of 'cls' pooling stays on while
+    any thread's call runs and is off again after the last one."""
+    model = build_model(ClassifierConfig(model=tiny_model, pooling="cls"), [0, 1])  # in train mode, as built
+    predictor = Predictor(TorchRuntime(model), pad_token_id=0, batch_size=4)
+    assert not model.training
+    token_ids = random_ids(80)
+    alone = predictor.logits(token_ids)
+    with ThreadPoolExecutor(4) as pool:
+        for logits in pool.map(lambda _: predictor.logits(token_ids), range(32)):
+            np.testing.assert_array_equal(logits, alone)
+    assert not model.training and not any("forward" in vars(layer) for layer in model.modules())
 
 
 def test_an_empty_input_has_no_logits(tiny_model):

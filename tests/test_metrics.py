@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bertclf.metrics import classification_metrics, format_report, multilabel_metrics
+from bertclf.metrics import CONFUSION_NUMBERS, classification_metrics, format_report, multilabel_metrics
 
 
 def test_metrics_match_a_hand_computed_case():
@@ -26,6 +26,18 @@ def test_report_shows_headline_scores_classes_and_matrix():
     assert report.startswith("== test (3 texts)")
     for fragment in ("accuracy 0.6667", "mcc", "precision", "confusion matrix"):
         assert fragment in report
+
+
+def test_the_printed_confusion_matrix_stops_at_confusion_numbers_classes_and_says_where_it_is():
+    many = CONFUSION_NUMBERS + 1
+    labels = np.arange(many).repeat(2)
+    metrics = classification_metrics(labels, np.eye(many)[labels], list(range(many)))
+    report = format_report(metrics, "test")
+    assert len(report.splitlines()) < 2 * many  # the per-class table, without the matrix
+    assert report.splitlines()[-1] == (f"confusion matrix: {many} classes, too many to print (up to "
+                                       f"{CONFUSION_NUMBERS}); metrics.json holds it (evaluate: --output FILE)")
+    few = classification_metrics(labels[:4], np.eye(2)[labels[:4]], [0, 1])
+    assert "confusion matrix (rows: true class" in format_report(few, "test")
 
 
 def test_multilabel_metrics_at_tuned_and_half_thresholds():

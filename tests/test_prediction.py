@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from bertclf import ClassifierConfig, TextClassifier
-from bertclf.data import DELIMITED_SUFFIXES, TableWriter
+from bertclf.data import DELIMITED_SUFFIXES, TableWriter, read_table
 from bertclf.errors import BertclfError, Interrupted
-from bertclf.prediction import PredictionColumns, predict_parts, read_parts
+from bertclf.prediction import PredictionColumns, predict_parts, prediction_frame, read_parts
 from tests.helpers import assert_one_line_error, make_texts, run_cli
 
 
@@ -76,3 +76,44 @@ def test_a_bad_row_in_a_later_part_is_named_by_its_row_in_the_file(shared_run, t
     assert_one_line_error(code, err, "non-text value in row 24: 5")
     assert not (tmp_path / "o.csv").exists()
 
+
+
+@pytest.mark.parametrize("column", ["predicted_label", "proba_sport"])
+def test_an_input_column_that_prediction_adds_is_refused_never_replaced(shared_run, tmp_path, column):
+    frame = make_texts(12, seed=4)
+    frame[column] = "mine"
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    output = tmp_path / "out.csv"
+    code, _, err = run_cli(["predict", shared_run, "--input", tmp_path / "new.csv", "--output", output])
+    assert_one_line_error(code, err, f"new.csv already has a column '{column}', which predict adds")
+    assert not output.exists()
+    classifier = TextClassifier.load(shared_run)
+    columns = PredictionColumns(classifier.classes_, False, "|", joined_labels=True)
+    with pytest.raises(BertclfError, match=f"already has a column '{column}'"):  # the API and Ray Data alike
+        prediction_frame(frame, classifier.predict_proba(frame["text"].tolist()), ["x"] * 12, columns)
+
+
+def test_a_text_column_named_like_a_prediction_is_refused_not_dropped(shared_run, tmp_path):
+    make_texts(12, seed=4).rename(columns={"text": "predicted_label"}).to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run_cli(["predict", shared_run, "--input", tmp_path / "new.csv",
+                              "--text-column", "predicted_label"])
+    assert_one_line_error(code, err, "already has a column 'predicted_label'")
+    assert out == ""
+
+
+def test_input_the_output_cannot_hold_in_the_last_part_fails_before_anything_is_predicted(shared_run, tmp_path,
+                                                                                        monkeypatch):
+    frame = make_texts(20, seed=4)
+    frame.loc[17, "text"] = "a text\twith a tab"  # quoted in the CSV, in the fourth part of 5 rows
+    frame.to_csv(tmp_path / "new.csv", index=False)
+    monkeypatch.setattr("bertclf.prediction.PART_ROWS", 5)
+    predicted = []
+    original = TextClassifier.predict_proba
+    monkeypatch.setattr(TextClassifier, "predict_proba", lambda self, texts: predicted.append(texts) or
+                        original(self, texts))
+    code, _, err = run_cli(["predict", shared_run, "--input", tmp_path / "new.csv", "--output", tmp_path / "o.tsv"])
+    assert_one_line_error(code, err, "column 'text' holds a tab or a line break in row 18")
+    assert predicted == [] and sorted(path.name for path in tmp_path.iterdir()) == ["new.csv"]
+    code, _, err = run_cli(["predict", shared_run, "--input", tmp_path / "new.csv", "--output", tmp_path / "o.csv"])
+    assert code == 0, err
+    assert len(predicted) == 4 and read_table(tmp_path / "o.csv")["text"].tolist() == frame["text"].tolist()

@@ -1,6 +1,7 @@
 import base64
 import html.parser
 import io
+import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 from bertclf import BertclfError, TextClassifier, rundir
 from bertclf.reporting import Evaluation, ReportInputs, load_inputs, rebuild
 from bertclf.reporting.figures import calibration, mistakes
-from tests.helpers import make_multilabel_texts, make_tail_texts, make_texts
+from tests.helpers import make_multilabel_texts, make_tail_texts, make_texts, run_cli
 
 EVERY_RUN = ("run", "data", "learning-curves", "test-metrics", "confusion-matrix", "pr-roc", "calibration", "mistakes",
              "baseline")
@@ -161,3 +162,14 @@ def test_mistakes_are_the_surest_wrong_texts_first():
     rows = mistakes(evaluation, ["x", "y"], probabilities.argmax(axis=1), multilabel=False)
     assert [row["text"] for row in rows] == ["a", "d", "b"]
     assert rows[0] == {"text": "a", "true": "y", "predicted": "x", "confidence": 0.9}
+
+
+def test_a_report_without_the_test_predictions_says_so_and_how_to_draw_them(shared_run, tmp_path):
+    run = shutil.copytree(shared_run, tmp_path / "run")
+    (run / rundir.TEST_PREDICTIONS_FILE).unlink()
+    code, out, err = run_cli(["report", run])
+    assert code == 0 and out == f"report written to {run / rundir.REPORT_FILE}\n"
+    assert err.splitlines() == [f"warning: {run} has no {rundir.TEST_PREDICTIONS_FILE}: the report has no test "
+                                "sections (scores, confusion matrix, curves, mistakes); pass --data FILE to draw "
+                                "them for a labelled file"]
+    assert "test-metrics" not in read_page(run / rundir.REPORT_FILE).sections

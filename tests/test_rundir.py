@@ -1,7 +1,9 @@
 """Atomic writes, the checks before the work, and the reading of a run directory's files."""
 
+import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from bertclf.rundir import (
     check_output_directory,
     check_output_file,
     checkpoint_directory,
+    is_stream,
     read_json,
     run_staging,
     write_json,
@@ -123,3 +126,23 @@ def test_a_failure_after_a_checkpoint_keeps_the_staging_directory_to_resume(tmp_
         checkpoint_directory(staging, 4).mkdir(parents=True)
         raise Interrupted(15, checkpoint=str(staging))
     assert entries(tmp_path / ".r1.partial" / "checkpoints") == ["step-00000004"]
+
+
+def test_json_files_are_strict_json_with_undefined_scores_as_null(tmp_path):
+    write_json(tmp_path / "metrics.json", {"f1": 0.5, "roc_auc_macro": float("nan"), "per_class": [float("inf")]})
+    text = (tmp_path / "metrics.json").read_text()
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"bare {name}")) == \
+        {"f1": 0.5, "roc_auc_macro": None, "per_class": [None]}
+
+
+def test_devices_and_pipes_are_streams_written_in_place(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "file.json").write_text("{}")
+    assert is_stream(Path("/dev/null")) and is_stream(fifo)
+    assert not is_stream(tmp_path / "file.json") and not is_stream(tmp_path) and not is_stream(tmp_path / "none")
+    # no "already exists; pass --overwrite" for a stream, and nothing staged beside it
+    check_output_file(Path("/dev/null"), overwrite=False)
+    check_output_file(fifo, overwrite=False)
+    write_json(Path("/dev/null"), {"accuracy": 1.0})
+    assert Path("/dev/null").is_char_device() and entries(tmp_path) == ["file.json", "pipe"]

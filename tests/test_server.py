@@ -14,11 +14,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bertclf import TextClassifier
+from bertclf import BertclfError, TextClassifier
 from bertclf.serving import ServeSettings, create_app
 from bertclf.serving.batcher import Batcher
 from bertclf.serving.monitoring import ServerMetrics
-from tests.helpers import free_port, make_multilabel_texts, make_texts
+from tests.helpers import assert_one_line_error, free_port, make_multilabel_texts, make_texts, run_cli
 
 SETTINGS = ServeSettings(max_texts_per_request=4, max_text_chars=200, max_body_bytes=2000, max_concurrent_requests=8)
 
@@ -97,7 +97,11 @@ BAD_REQUESTS = {
     "top_k_zero": ({"json": {"texts": ["a"], "top_k": 0}}, 422, "top_k"),
     "threshold_out_of_range": ({"json": {"texts": ["a"], "threshold": 1.5}}, 422, "threshold"),
     "threshold_on_multiclass": ({"json": {"texts": ["a"], "threshold": 0.3}}, 422, "multilabel models only"),
-    "wrong_method": ({"method": "GET"}, 405, ""),
+    "wrong_method": ({"method": "GET"}, 405, "Method Not Allowed"),
+    "lone_surrogate_escaped": ({"content": b'{"texts": ["fine", "\\ud800"]}', "headers": {"content-type":
+                                "application/json"}}, 400, "texts.1: not Unicode text (a lone surrogate '\\ud800')"),
+    "lone_surrogate_as_bytes": ({"content": b'{"text": "a\xed\xa0\x80"}', "headers": {"content-type":
+                                 "application/json"}}, 400, "text: not Unicode text (a lone surrogate '\\ud800')"),
 }
 
 
@@ -107,10 +111,53 @@ def test_bad_requests_get_the_right_4xx_and_the_server_stays_up(client, case):
     options = {name: value for name, value in request.items() if name != "method"}
     answer = client.request(request.get("method", "POST"), "/predict", **options)
     assert answer.status_code == status, answer.text
-    if status != 405:
-        assert fragment in answer.json()["error"]
+    assert fragment in answer.json()["error"]
+    assert f'bertclf_requests_total{{status="{status}"}}' in client.get("/metrics").text
     assert client.get("/health").status_code == 200
     assert client.post("/predict", json={"text": "still fine"}).status_code == 200
+
+
+def test_deeply_nested_json_is_a_400_counted_in_the_metrics(classifier):
+    depth = 5000
+    with TestClient(create_app(classifier, ServeSettings(max_body_bytes=100_000))) as client:
+        answer = client.post("/predict", content=b'{"texts": ' + b"[" * depth + b"]" * depth + b"}",
+                             headers={"content-type": "application/json"})
+        assert answer.status_code == 400 and answer.json() == {"error": "malformed JSON: nested too deeply"}
+        assert 'bertclf_requests_total{status="400"}' in client.get("/metrics").text
+
+
+def test_every_error_is_json_with_an_error_field_even_an_unexpected_one(client, classifier, monkeypatch):
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    wrong = client.put("/health")
+    assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed"}
+    assert wrong.headers["allow"] == "GET"
+
+    def broken(texts):
+        raise RuntimeError("the tokenizer broke")
+
+    monkeypatch.setattr(classifier, "encode", broken)
+    answer = client.post("/predict", json={"text": "soup"})
+    assert answer.status_code == 500 and answer.json() == {"error": "internal error: the tokenizer broke"}
+    assert 'bertclf_requests_total{status="500"}' in client.get("/metrics").text
+
+
+def test_the_warm_up_does_not_wait_for_batch_companions(classifier):
+    started = time.perf_counter()
+    with TestClient(create_app(classifier, ServeSettings(max_wait_ms=10_000))) as client:
+        assert client.get("/ready").json() == {"status": "ready"}
+        assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 60_000, -1])
+def test_a_batching_wait_that_is_not_finite_or_too_long_is_refused_at_startup(value, tmp_path):
+    with pytest.raises(BertclfError, match=r"max_wait_ms \(--max-wait-ms\) must be a number of milliseconds from "
+                                           r"0 to 10000"):
+        ServeSettings(max_wait_ms=value)
+    if value in (float("inf"), 60_000):  # the command's own type refuses NaN and negative numbers
+        code, _, err = run_cli(["serve", tmp_path / "no-run", "--max-wait-ms", str(value)])  # before the model loads
+        assert_one_line_error(code, err, f"(--max-wait-ms) must be a number of milliseconds from 0 to 10000, got "
+                                         f"{float(value)}")
 
 
 def test_multilabel_answers_apply_the_saved_or_the_requested_threshold(multilabel_classifier):

@@ -1,4 +1,5 @@
 import copy
+import itertools
 import signal
 
 import numpy as np
@@ -8,7 +9,7 @@ from accelerate import Accelerator
 
 from bertclf.batching import PadBatch
 from bertclf.config import ClassifierConfig
-from bertclf.errors import Interrupted
+from bertclf.errors import BertclfError, Interrupted
 from bertclf.inference import Predictor, TorchRuntime
 from bertclf.modeling import build_model
 from bertclf.training import (
@@ -22,6 +23,7 @@ from bertclf.training import (
     train,
     train_step,
 )
+from bertclf.training import loop as training_loop
 from tests.helpers import toy_set
 
 
@@ -194,6 +196,39 @@ def test_an_interrupted_run_checkpoints_and_resumes_to_the_same_weights(tiny_mod
                                      strict=True):
         assert torch.equal(expected, got), name
     assert len(list((tmp_path / "run" / "checkpoints").iterdir())) == 1  # save_total_limit 1
+
+
+def test_a_diverging_loss_stops_the_run_with_one_error(tiny_model):
+    config = ClassifierConfig(model=tiny_model, epochs=2, batch_size=8, learning_rate=1e30)  # finite, far too high
+    with pytest.raises(BertclfError, match=r"^the training loss diverged \(nan\) by step \d+: train with a lower "
+                                           r"--learning-rate \(this run's: 1e\+30\)$"):
+        train(build_model(config, [0, 1]), toy_set(32), config, pad_token_id=0,
+              loss_fn=torch.nn.functional.cross_entropy, evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0})
+
+
+@pytest.mark.parametrize("log_points", [training_loop.LOG_POINTS, 1])  # 1: the divergence falls between log entries
+def test_a_diverged_loss_is_never_checkpointed_nor_evaluated(tiny_model, tmp_path, monkeypatch, log_points):
+    monkeypatch.setattr(training_loop, "LOG_POINTS", log_points)
+    config = ClassifierConfig(model=tiny_model, epochs=2, batch_size=8, save_steps=1, save_total_limit=10,
+                              eval_steps=1)
+    batches = itertools.count()
+    evaluated = []
+
+    def loss_fn(logits, labels):  # nan from the 4th batch on, as a too high learning rate makes it
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        return loss * float("nan") if next(batches) >= 3 else loss
+
+    def evaluate(candidate):
+        evaluated.append(all(torch.isfinite(tensor).all() for tensor in candidate.state_dict().values()))
+        return {"f1_macro": 0.5, "loss": 0.0}
+
+    train_set = toy_set(32)
+    with pytest.raises(BertclfError, match=r"diverged \(nan\) by step 4: .* the last checkpoint before it is kept in"):
+        train(build_model(config, [0, 1]), train_set, config, pad_token_id=0, loss_fn=loss_fn, evaluate=evaluate,
+              checkpoints=Checkpoints(tmp_path, config, fingerprint(train_set)))
+    assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == [
+        "step-00000001", "step-00000002", "step-00000003"]
+    assert evaluated == [True, True, True]
 
 
 def test_layer_decay_gives_each_layer_below_the_top_a_smaller_rate(tiny_model):

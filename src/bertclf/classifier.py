@@ -297,6 +297,9 @@ class TextClassifier:
             raise BertclfError(f"unknown quantization {quantize!r}; the one offered is int8")
         output = Path(path)
         rundir.check_output_directory(output, overwrite)
+        if (output / rundir.CONFIG_FILE).is_file() and not (output / rundir.EXPORT_FILE).is_file():
+            raise BertclfError(f"{output} is a run directory (its PyTorch weights and report): an export never "
+                               "replaces a run; name another directory")
         texts, labels = examples_for_export_check(self.config_, self.classes_, check_data)
         if not texts:
             raise BertclfError("no texts to check the export on")

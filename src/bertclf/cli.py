@@ -330,10 +330,14 @@ def run_report(args: argparse.Namespace) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    from bertclf.data import SUPPORTED_EXTENSIONS
     from bertclf.metrics import format_report
     from bertclf.rundir import check_output_file, write_json
 
     if args.output:
+        suffix = Path(args.output).suffix.lower()
+        if suffix in SUPPORTED_EXTENSIONS and suffix != ".json":  # a .csv holding JSON would be read as CSV
+            raise BertclfError(f"evaluate --output writes the metrics as JSON; name a .json file, not {args.output}")
         check_output_file(Path(args.output), args.overwrite)
     classifier = load_for_data(args)
     metrics = classifier.evaluate(args.data)
@@ -360,25 +364,28 @@ def read_stdin_texts() -> list[str]:
 def run_predict(args: argparse.Namespace) -> None:
     import pandas as pd  # keeps bertclf --help light
 
-    from bertclf.data import DELIMITED_SUFFIXES, TableWriter, check_output_extension, count_rows
-    from bertclf.prediction import PART_ROWS, PredictionColumns, predict_parts, read_parts
+    from bertclf.data import DELIMITED_SUFFIXES, TableWriter, check_output_extension, check_writable
+    from bertclf.prediction import PART_ROWS, PredictionColumns, check_parts, predict_parts, read_parts
     from bertclf.rundir import check_output_file
 
     output = None if args.output == "-" else Path(args.output)
+    suffix = ".csv"  # standard output, and a stream such as /dev/stdout without an extension
     if output is not None:
         check_output_file(output, args.overwrite)
-        check_output_extension(output)
+        suffix = check_output_extension(output)
     classifier = load_for_data(args)
     config = classifier.config
     if args.input == "-":
         texts = read_stdin_texts()
-        parts = iter([(pd.DataFrame({"text": texts}), texts)])
-        total = len(texts)
+        stdin_parts = [(pd.DataFrame({"text": texts}), texts)]
+        source, parts_of = "standard input", lambda: iter(stdin_parts)
     else:
-        parts = read_parts(args.input, config, PART_ROWS)
-        total = count_rows(args.input)
-    joined = output is None or output.suffix.lower() in DELIMITED_SUFFIXES
-    columns = PredictionColumns(classifier.classes_, classifier.task_ == "multilabel", config.label_sep, joined)
+        source, parts_of = Path(args.input).name, lambda: read_parts(args.input, config, PART_ROWS)
+    columns = PredictionColumns(classifier.classes_, classifier.task_ == "multilabel", config.label_sep,
+                                suffix in DELIMITED_SUFFIXES)
+    # The whole input is read and checked once first: a bad row in its last part fails before anything is written.
+    total = check_parts(parts_of(), columns, lambda frame: check_writable(frame, suffix), source)
+    parts = parts_of()
     probabilities_of, labels_of = classifier.predict_proba, classifier.labels_from_probabilities
     if output is None:
         written = predict_parts(probabilities_of, labels_of, parts, _emit_csv_part(), columns, total)
@@ -391,17 +398,21 @@ def run_predict(args: argparse.Namespace) -> None:
 def _emit_csv_part() -> Callable[[Any], None]:
     """Writes frames to stdout as one CSV (a header before the first), in parts: a reader that stops early (``| head``)
     stops us early."""
+    from bertclf.data import delimited_text
+
     first = [True]
 
     def write(frame: Any) -> None:
         for start in range(0, len(frame), STDOUT_ROWS):
-            emit(frame.iloc[start:start + STDOUT_ROWS].to_csv(index=False, header=first[0]))
+            emit(delimited_text(frame.iloc[start:start + STDOUT_ROWS], ".csv", header=first[0]))
             first[0] = False
 
     return write
 
 
 def run_serve(args: argparse.Namespace) -> None:
+    # the limits are checked first: a wrong one is refused at once, not after the model has loaded
+    settings = ServeSettings(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(ServeSettings)})
     try:
         import uvicorn  # optional: [serve]
 
@@ -412,7 +423,6 @@ def run_serve(args: argparse.Namespace) -> None:
 
     check_can_listen(args.host, args.port)  # before the model loads, not after
     classifier = TextClassifier.load(args.run, runtime=args.runtime, threads=args.threads)
-    settings = ServeSettings(**{spec.name: getattr(args, spec.name) for spec in dataclasses.fields(ServeSettings)})
     log.info("serving %s (%s, %s runtime) on http://%s:%d", args.run, classifier.task_, classifier.runtime_.name,
              args.host, args.port)
     # uvicorn handles SIGINT/SIGTERM itself (stop accepting, finish requests in flight) and then re-raises the
@@ -444,6 +454,14 @@ def run_export(args: argparse.Namespace) -> None:
 
     raise_if_unavailable()
     output = Path(args.output)
+    # An export replaces its output: never the run it reads nor a folder holding it, and no part of the run either
+    # (a run directory is replaced whole by the commands that write it).
+    where, run = output.resolve(), Path(args.run).resolve()
+    relation = "is" if where == run else "is inside" if run in where.parents else "holds" if where in run.parents \
+        else None
+    if relation:
+        raise BertclfError(f"--output {output} {relation} the run being exported ({args.run}); name a directory "
+                           "outside it")
     check_output_directory(output, args.overwrite)
     classifier = TextClassifier.load(args.run, runtime="torch")
     info = classifier.export(output, quantize=args.quantize, check_data=args.check_data, overwrite=args.overwrite)

@@ -12,6 +12,7 @@ import codecs
 import dataclasses
 import difflib
 import itertools
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,9 @@ class ClassifierConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise invalid_option(name, value, "must be positive")
+        if not math.isfinite(self.effective_head_learning_rate):  # 10x or 100x a rate near the largest float
+            raise invalid_option("learning_rate", self.learning_rate, "too large: the head's rate, a multiple of it, "
+                                 "is not a finite number")
         for name in ("val_size", "test_size", "warmup_ratio"):
             if not 0 <= getattr(self, name) < 1:
                 raise invalid_option(name, getattr(self, name), "must be in [0, 1)")
@@ -272,7 +276,7 @@ class ClassifierConfig:
             raise invalid_option("label_smoothing", self.label_smoothing, "must be in [0, 1)")
         if self.label_smoothing and self.loss != "cross-entropy":
             raise invalid_option("label_smoothing", self.label_smoothing, "applies to --loss cross-entropy")
-        self.seed_list()  # a malformed --seeds is an error now, not after the first run
+        self.seed_list()  # a malformed --seeds, or seeds out of range, are an error now, not after the first run
         try:
             codecs.lookup(self.encoding)
         except LookupError:
@@ -286,6 +290,7 @@ class ClassifierConfig:
 
     def seed_list(self) -> list[int]:
         """The seeds of the runs: ``seed`` alone, or ``seeds`` (a count from ``seed`` on, or the seeds themselves)."""
+        _check_seed("seed", self.seed)
         if self.seeds is None:
             return [self.seed]
         try:
@@ -295,9 +300,14 @@ class ClassifierConfig:
         if len(values) == 1:
             if values[0] < 1:
                 raise invalid_option("seeds", self.seeds, "a count of runs must be at least 1")
+            if self.seed + values[0] - 1 > MAX_SEED:
+                raise invalid_option("seeds", self.seeds, f"the last seed, --seed + count - 1, must be at most "
+                                     f"{MAX_SEED}")
             return [self.seed + offset for offset in range(values[0])]
         if len(set(values)) < len(values):
             raise invalid_option("seeds", self.seeds, "each seed once")
+        for value in values:
+            _check_seed("seeds", value)
         return values
 
     @property
@@ -324,6 +334,15 @@ class ClassifierConfig:
         """The options that differ from an interrupted run's and would change what resuming it computes."""
         return [spec.name for spec in dataclasses.fields(self)
                 if spec.name not in RESUME_SAFE and getattr(self, spec.name) != getattr(interrupted, spec.name)]
+
+
+# The seeds that numpy and scikit-learn take: 32 bits.
+MAX_SEED = 2**32 - 1
+
+
+def _check_seed(name: str, seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise invalid_option(name, seed, f"a seed must be in [0, {MAX_SEED}]")
 
 
 # Options a resumed run may change: where it goes and how it checkpoints, not what it computes.

@@ -19,6 +19,7 @@ from sklearn.metrics import (
 
 from bertclf.thresholds import decide
 
+CONFUSION_NUMBERS = 12  # classes up to which the confusion matrix is printed and its cells labelled in report.html
 HEADLINE = ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "mcc")
 MULTILABEL_HEADLINE = ("f1_micro", "f1_macro", "f1_weighted", "f1_samples", "subset_accuracy", "hamming_loss")
 
@@ -109,7 +110,8 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def format_report(metrics: dict[str, Any], title: str) -> str:
-    """The headline scores, the per-class table and, for multiclass, the confusion matrix as plain text."""
+    """The headline scores, the per-class table and, for multiclass, the confusion matrix as plain text (up to
+    :data:`CONFUSION_NUMBERS` classes: beyond, its rows would flood the terminal; metrics.json has it)."""
     multilabel = "at_0.5" in metrics
     headline = MULTILABEL_HEADLINE if multilabel else HEADLINE
     parts = [f"== {title} ({metrics['n']} texts)", "  ".join(f"{name} {metrics[name]:.4f}" for name in headline)]
@@ -126,7 +128,10 @@ def format_report(metrics: dict[str, Any], title: str) -> str:
         header.append("threshold")
         rows = [[*row, metrics["thresholds"][row[0]]] for row in rows]
     parts += ["", format_table(header, rows)]
-    if not multilabel:
+    if not multilabel and len(metrics["confusion_matrix"]["labels"]) > CONFUSION_NUMBERS:
+        parts += ["", f"confusion matrix: {len(metrics['confusion_matrix']['labels'])} classes, too many to print "
+                      f"(up to {CONFUSION_NUMBERS}); metrics.json holds it (evaluate: --output FILE)"]
+    elif not multilabel:
         names = metrics["confusion_matrix"]["labels"]
         matrix = metrics["confusion_matrix"]["matrix"]
         parts += ["", "confusion matrix (rows: true class, columns: predicted class)",

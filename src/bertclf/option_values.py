@@ -3,7 +3,9 @@ or a plain value) and as a field of the options' dataclass holds them."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
@@ -63,18 +65,40 @@ def coerce(spec: dataclasses.Field, annotation: Any, value: Any) -> Any:
     return str(value)
 
 
+# Integers the libraries behind the options take: torch and numpy hold them in 64 bits.
+INT_LIMIT = 2**63
+
+
 def _to_number(name: str, value: Any, kind: type) -> int | float:
+    """A number of ``kind`` from ``value``. Every option's number is finite (nan and inf pass every comparison or
+    none, and fail later, deep in a library) and an integer fits in 64 bits."""
+    expected = f"expected {'an integer' if kind is int else 'a number'}"
     if isinstance(value, bool):
-        raise invalid_option(name, value, f"expected {'an integer' if kind is int else 'a number'}")
-    if type(value) is kind:
-        return value  # kept as given, as scikit-learn's clone checks
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise invalid_option(name, value, f"expected {'an integer' if kind is int else 'a number'}") from None
-    if kind is int:
-        if not number.is_integer():
-            raise invalid_option(name, value, "expected an integer")
-        return int(number)
+        raise invalid_option(name, value, expected)
+    number = value if type(value) is kind else _parse_number(value, kind)  # kept as given: scikit-learn's clone checks
+    if number is None:
+        raise invalid_option(name, value, expected)
+    if isinstance(number, float):
+        if not math.isfinite(number):
+            raise invalid_option(name, value, "must be a finite number")
+        if kind is int:
+            if not number.is_integer():
+                raise invalid_option(name, value, "expected an integer")
+            number = int(number)
+    if kind is int and not -INT_LIMIT < number < INT_LIMIT:
+        raise invalid_option(name, value, "must be below 2**63 in size")
     return number
 
+
+def _parse_number(value: Any, kind: type) -> int | float | None:
+    """An integer for an integer option when ``value`` is one (exactly: a float rounds a long one), else a float;
+    None when neither."""
+    if kind is int and isinstance(value, (int, str)):  # not a float: int() would cut 2.5 to 2
+        with contextlib.suppress(ValueError):
+            return int(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        return math.inf
+    except (TypeError, ValueError):
+        return None

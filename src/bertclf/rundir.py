@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -86,8 +87,23 @@ def _writable_ancestor(path: Path) -> Path:
     raise BertclfError(f"cannot write {path}: no existing folder above it")
 
 
+def is_stream(path: Path) -> bool:
+    """Whether an output is a stream to write into rather than a file to replace: a device or a pipe that exists
+    (``/dev/stdout``, ``/dev/null``, a FIFO), or anything named in ``/dev`` or ``/dev/fd`` (``/dev/stdout`` leads to a
+    regular file when the shell redirects standard output to one; that file is the shell's, never replaced)."""
+    absolute = Path(os.path.abspath(path))
+    if not absolute.exists() or absolute.is_dir():
+        return False
+    return not absolute.is_file() or absolute.parent in (Path("/dev"), Path("/dev/fd"), Path("/proc/self/fd"))
+
+
 def check_output_file(path: Path, overwrite: bool) -> None:
-    """Fail before any work if ``path`` cannot become an output file. Creates nothing."""
+    """Fail before any work if ``path`` cannot become an output file. Creates nothing. A stream (see
+    :func:`is_stream`) is written into as it is: it needs no --overwrite, only to be writable."""
+    if is_stream(path):
+        if not os.access(path, os.W_OK):
+            raise BertclfError(f"cannot write {path}: not writable")
+        return
     if path.is_dir():
         raise BertclfError(f"output {path} is a directory; name a file")
     if path.exists() and not overwrite:
@@ -175,7 +191,10 @@ def run_staging(output: Path, folder: Path | None = None) -> Iterator[Path]:
 
 
 def atomic_file(path: Path) -> contextlib.AbstractContextManager[Path]:
-    """A staging file beside ``path`` to write; renamed over ``path`` when the block ends without error."""
+    """A staging file beside ``path`` to write; renamed over ``path`` when the block ends without error. A stream
+    (see :func:`is_stream`) is written into directly: it has no staging name."""
+    if is_stream(path):
+        return _streamed(path)
 
     def make_staging() -> Path:
         handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -184,6 +203,18 @@ def atomic_file(path: Path) -> contextlib.AbstractContextManager[Path]:
         return Path(name)
 
     return _staged(path, make_staging, lambda staging: os.replace(staging, path))
+
+
+@contextlib.contextmanager
+def _streamed(path: Path) -> Iterator[Path]:
+    try:
+        yield path
+    except BrokenPipeError:  # the reader went away: the command ends quietly, as with standard output
+        raise
+    except BaseException as error:
+        if (failure := _failed_write(path, error)) is not None:
+            raise failure from None
+        raise
 
 
 def atomic_directory(path: Path) -> contextlib.AbstractContextManager[Path]:
@@ -256,8 +287,21 @@ def onnx_graphs(directory: Path, export: dict[str, Any]) -> tuple[Path, Path | N
 
 
 def write_json_into(path: Path, payload: Any) -> None:
-    """A JSON file inside a staging directory (which is itself renamed into place as a whole)."""
-    path.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+    """A JSON file inside a staging directory (which is itself renamed into place as a whole). A score that is not
+    a number (NaN: undefined on these texts, such as ROC AUC with one class) or infinite is written as null, so the
+    file is strict JSON that any reader takes."""
+    path.write_text(json.dumps(_finite(payload), ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8")
+
+
+def _finite(payload: Any) -> Any:
+    """``payload`` with NaN and infinite floats (numpy float64 among them) as None."""
+    if isinstance(payload, dict):
+        return {key: _finite(value) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [_finite(value) for value in payload]
+    if isinstance(payload, float) and not math.isfinite(payload):
+        return None
+    return payload
 
 
 def read_json(path: Path) -> Any:

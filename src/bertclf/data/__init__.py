@@ -1,9 +1,9 @@
 """Reading labelled text from files or frames, label encoding, stratified splits and leakage checks.
 
 Everything that can be wrong with a user's data is detected here and reported as a one-line
-:class:`BertclfError`, before any model is loaded. :mod:`~bertclf.data.tables` reads and writes files,
-:mod:`~bertclf.data.labels` turns a source into :class:`Examples`, :mod:`~bertclf.data.splits` holds out
-validation and test parts; the names other packages use are re-exported here.
+:class:`BertclfError`, before any model is loaded. :mod:`~bertclf.data.tables` reads files and
+:mod:`~bertclf.data.writing` writes them, :mod:`~bertclf.data.labels` turns a source into :class:`Examples`,
+:mod:`~bertclf.data.splits` holds out validation and test parts; the names other packages use are re-exported here.
 """
 
 from bertclf.data.labels import (
@@ -20,24 +20,26 @@ from bertclf.data.labels import (
 from bertclf.data.splits import Splits, find_leaks, iterative_split, make_splits
 from bertclf.data.tables import (
     DELIMITED_SUFFIXES,
-    TableWriter,
-    check_output_extension,
+    SUPPORTED_EXTENSIONS,
     count_rows,
     demo_dataset_path,
     iter_table,
     read_table,
-    write_table,
 )
+from bertclf.data.writing import TableWriter, check_output_extension, check_writable, delimited_text, write_table
 
 __all__ = [
     "DELIMITED_SUFFIXES",
+    "SUPPORTED_EXTENSIONS",
     "DataSource",
     "Examples",
     "Splits",
     "TableWriter",
     "as_frame",
     "check_output_extension",
+    "check_writable",
     "count_rows",
+    "delimited_text",
     "demo_dataset_path",
     "encode_labels",
     "find_leaks",

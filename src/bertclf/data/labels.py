@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bertclf.config import ClassifierConfig
-from bertclf.data.tables import read_folder, read_table
+from bertclf.data.tables import DELIMITED_SUFFIXES, read_folder, read_table
 from bertclf.errors import BertclfError
 
 log = logging.getLogger("bertclf")
@@ -60,7 +61,12 @@ def as_frame(source: DataSource, config: ClassifierConfig) -> tuple[pd.DataFrame
         if Path(source).is_dir():
             return read_folder(Path(source), config.text_column[0], config.label_column, config.encoding), \
                 Path(source).name
-        return read_table(source, config.columns, config.quoting, config.encoding), Path(source).name
+        frame = read_table(source, config.columns, config.quoting, config.encoding)
+        if Path(source).suffix.lower() in DELIMITED_SUFFIXES:  # fields are text: integers where all are ones
+            for column in (config.label_columns or [config.label_column]):
+                if column in frame.columns:
+                    frame[column] = integer_labels(frame[column].tolist())
+        return frame, Path(source).name
     if isinstance(source, pd.DataFrame):
         if len(source) == 0:
             raise BertclfError("the DataFrame has no rows")
@@ -98,6 +104,25 @@ def _label_sequence(labels: Any) -> list[Any]:
         raise BertclfError("a 2-D array of labels must be a 0/1 indicator matrix (one column per label); "
                            f"it holds {matrix[~np.isin(matrix, (0, 1))][0]:g}")
     return [tuple(int(position) for position in np.flatnonzero(row)) for row in matrix]
+
+
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")  # ASCII digits only: no '①', '²', '007', '1.0', '1e3' or '--1'
+
+
+def is_integer_text(value: Any) -> bool:
+    """Whether ``value`` is an integer written the one way ``str(int)`` writes it."""
+    return isinstance(value, str) and _INTEGER.fullmatch(value) is not None
+
+
+def integer_labels(values: list[Any]) -> list[Any]:
+    """Labels read as text (CSV/TSV fields, separated multilabel cells): integers when every present one is written
+    as an integer is (``0``, ``12``, ``-3``), else the strings as they are, so ``01``, ``1`` and ``1.0`` stay three
+    classes and a file of integer labels still gives integer classes."""
+    present = [value for value in values if not (_is_missing(value) or value == "")]
+    if not present or not all(is_integer_text(value.strip()) if isinstance(value, str) else False
+                              for value in present):
+        return values
+    return [value if _is_missing(value) or value == "" else int(value) for value in values]
 
 
 def require_columns(frame: pd.DataFrame, names: Sequence[str], source: str) -> None:
@@ -150,29 +175,70 @@ def _plain_label(value: Any) -> Any:
     return value
 
 
-def _is_list(value: Any) -> bool:
-    """A list of labels: a real list (JSONL, Parquet, DataFrames) or the text of a JSON list."""
-    return isinstance(value, (list, tuple)) or (isinstance(value, str) and value.startswith("[")
-                                                 and value.endswith("]"))
+_SCALARS = (str, int, float)  # bool is an int
 
 
-def _label_tuple(value: Any, separator: str, source: str, row: int) -> tuple[Any, ...]:
-    """The labels of one multilabel cell, duplicates removed, order kept; an empty cell is an empty tuple."""
+def _json_list(value: Any) -> list[Any] | None:
+    """The labels of a cell that is the text of a JSON list of scalars (``["sport", "tech"]``, ``[1, 2]``), else None:
+    ``[urgent]`` is not JSON, so it is a label, not a list."""
+    if not (isinstance(value, str) and value.startswith("[") and value.endswith("]")):
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, list) and all(isinstance(item, _SCALARS) for item in parsed) else None
+
+
+def _detect_multilabel(values: list[Any], column: str, source: str) -> bool:
+    """``--task auto``: a column is multilabel when it holds real lists (JSON lines, Parquet, frames), or when every
+    label in it is the text of a JSON list. Some JSON-list texts among single labels are classes, with a warning."""
+    if any(isinstance(value, (list, tuple)) for value in values):
+        return True
+    present = [value for value in values if not (_is_missing(value) or value == "")]
+    lists = [value for value in present if _json_list(value) is not None]
+    if lists and len(lists) == len(present):
+        return True
+    if lists:
+        log.warning("warning: %d labels of column '%s' of %s look like JSON lists (e.g. %s) but the others are single "
+                    "labels: read as class names; pass --task multilabel if they are lists",
+                    len(lists), column, source, lists[0])
+    return False
+
+
+def _check_scalar(value: Any, column: str, source: str, row: int) -> Any:
+    if not isinstance(value, _SCALARS) and not _is_missing(value):
+        raise BertclfError(f"label column '{column}' of {source} holds a {type(value).__name__} in row {row + 1}: "
+                           f"{str(value)[:60]}; labels are strings or integers")
+    return value
+
+
+def _label_items(value: Any, separator: str, column: str, source: str, row: int) -> tuple[list[Any], bool]:
+    """The labels of one multilabel cell as given, and whether they were cut out of a text (so strings that may
+    spell integers); an empty cell has none."""
     if _is_missing(value) or value == "":
-        return ()
+        return [], False
     if isinstance(value, str) and value.startswith("["):
         try:
             value = json.loads(value)
         except ValueError:
             raise BertclfError(f"row {row + 1} of {source}: {value!r} is not a valid JSON list of labels") from None
     if isinstance(value, (list, tuple)):
-        items = [_plain_label(item) for item in value]
-    elif isinstance(value, str):
-        items = [int(part) if part.lstrip("-").isdigit() else part
-                 for part in (piece.strip() for piece in value.split(separator))]
-    else:
-        items = [value]
-    return tuple(dict.fromkeys(item for item in items if not (_is_missing(item) or item == "")))
+        return [_check_scalar(_plain_label(item), column, source, row) for item in value], False
+    if isinstance(value, str):
+        return [piece.strip() for piece in value.split(separator)], True
+    return [_check_scalar(value, column, source, row)], False
+
+
+def _label_tuples(values: list[Any], separator: str, column: str, source: str) -> list[tuple[Any, ...]]:
+    """The labels of every multilabel cell, duplicates removed, order kept. Labels cut out of texts (``1,2``) are
+    integers when every one of them in the column spells an integer, as single labels read from text are."""
+    cells = [_label_items(value, separator, column, source, row) for row, value in enumerate(values)]
+    cut = [item for items, from_text in cells if from_text for item in items]
+    numbers = dict(zip(cut, integer_labels(cut), strict=True))
+    return [tuple(dict.fromkeys(numbers[item] if from_text else item for item in items
+                                if not (_is_missing(item) or item == "")))
+            for items, from_text in cells]
 
 
 def _indicator_labels(frame: pd.DataFrame, columns: Sequence[str], source: str) -> list[tuple[str, ...]]:
@@ -214,7 +280,7 @@ def _name_label(value: Any, names: Sequence[str], path: str, source: str, row: i
     """An integer id (or a name already) as a name of the --label-names file."""
     if isinstance(value, str) and value in names:
         return value
-    if isinstance(value, str) and value.isdigit():
+    if is_integer_text(value):
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
         return names[value]
@@ -228,10 +294,12 @@ def read_labels(frame: pd.DataFrame, config: ClassifierConfig, source: str) -> t
         labels, multilabel = _indicator_labels(frame, config.label_columns, source), True
     else:
         require_columns(frame, [config.label_column], source)
-        values = [_plain_label(value) for value in frame[config.label_column].tolist()]
-        multilabel = config.task == "multilabel" or (config.task == "auto" and any(map(_is_list, values)))
+        column = config.label_column
+        values = [_plain_label(value) for value in frame[column].tolist()]
+        multilabel = config.task == "multilabel" or (config.task == "auto" and
+                                                      _detect_multilabel(values, column, source))
         if multilabel:
-            labels = [_label_tuple(value, config.label_sep, source, row) for row, value in enumerate(values)]
+            labels = _label_tuples(values, config.label_sep, column, source)
         else:
             missing = [row for row, label in enumerate(values) if _is_missing(label) or label == ""]
             if missing:
@@ -241,7 +309,7 @@ def read_labels(frame: pd.DataFrame, config: ClassifierConfig, source: str) -> t
             if lists:
                 raise BertclfError(f"label column '{config.label_column}' of {source} holds a list in row "
                                    f"{lists[0] + 1}; pass --task multilabel for texts with several labels")
-            labels = values
+            labels = [_check_scalar(value, column, source, row) for row, value in enumerate(values)]
     if config.label_names:
         names = read_label_names(config.label_names)
         if multilabel:

@@ -1,11 +1,15 @@
-"""Tables in and out: CSV/TSV/JSONL/JSON/Parquet files read whole or part by part, folders of one text per file,
-and outputs written by extension, appearing only once complete."""
+"""Tables in: CSV/TSV/JSONL/JSON/Parquet files read whole or part by part, and folders of one text per file (outputs
+are written by :mod:`bertclf.data.writing`)."""
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
+import io
+import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -13,11 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bertclf.errors import BertclfError, first_line
-from bertclf.rundir import atomic_file
 
 log = logging.getLogger("bertclf")
 
@@ -59,7 +61,7 @@ def read_folder(path: Path, text_column: str, label_column: str, encoding: str =
     for folder in classes:
         for file in sorted(item for item in folder.iterdir() if item.is_file() and not item.name.startswith(".")):
             try:
-                rows.append((file.read_text(encoding=encoding), folder.name))
+                rows.append((file.read_text(encoding=_decoding(encoding)), folder.name))
             except UnicodeDecodeError:
                 raise BertclfError(f"{file} is not {encoding} text (pass --encoding, e.g. latin-1)") from None
             except OSError as error:
@@ -92,6 +94,8 @@ def _read_frames(path: Path, suffix: str, columns: Sequence[str] | None, quoting
         raise
     except UnicodeDecodeError:
         raise BertclfError(f"{path} is not {encoding} text (pass --encoding, e.g. latin-1)") from None
+    except pd.errors.ParserError as error:
+        raise BertclfError(_parser_message(path, columns, error)) from None
     except Exception as error:  # pandas/pyarrow raise many types for malformed files
         raise BertclfError(f"cannot read {path}: {first_line(error)}") from None
     if read == 0:
@@ -114,6 +118,9 @@ def _check_readable(path: Path, columns: Sequence[str] | None) -> str:
                            f"use one of {', '.join(SUPPORTED_EXTENSIONS)}")
     if columns and suffix not in _DELIMITED:
         raise BertclfError(f"--columns names the columns of header-less CSV/TSV files, but {path} is {suffix}")
+    repeated = [name for position, name in enumerate(columns or ()) if name in columns[:position]]
+    if repeated:
+        raise BertclfError(f"--columns names '{repeated[0]}' twice; each column of {path.name} needs its own name")
     if path.stat().st_size == 0:
         raise BertclfError(f"file is empty: {path}")
     return suffix
@@ -126,27 +133,125 @@ def _quoted(quoting: str, suffix: str) -> bool:
 def _frames(path: Path, suffix: str, columns: Sequence[str] | None, quoting: str,
             rows: int | None, encoding: str) -> Iterator[pd.DataFrame]:
     if suffix in _DELIMITED:
-        # Only an empty field is missing: texts such as "NA" or "null" stay texts.
-        options = {"sep": _DELIMITED[suffix], "keep_default_na": False, "na_values": [""], "index_col": False,
-                   "encoding": encoding,
-                   "quoting": csv.QUOTE_MINIMAL if _quoted(quoting, suffix) else csv.QUOTE_NONE,
-                   "header": None if columns else "infer"}
-        if rows is None:
-            yield pd.read_csv(path, **options)
-        else:
-            with pd.read_csv(path, chunksize=rows, **options) as reader:
-                yield from reader
+        yield from _delimited_frames(path, suffix, columns, quoting, rows, encoding)
     elif suffix in _PARQUET:
+        # Integer columns with gaps stay integers (object), not floats: an id 7 must not come back as 7.0.
         if rows is None:
-            yield pd.read_parquet(path)
+            yield pq.read_table(path).to_pandas(integer_object_nulls=True)
         else:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=rows):
-                yield batch.to_pandas()
-    elif suffix in _JSON_LINES and rows is not None:
-        with pd.read_json(path, lines=True, dtype=False, chunksize=rows, encoding=encoding) as reader:
-            yield from reader
+                yield batch.to_pandas(integer_object_nulls=True)
+    elif suffix in _JSON_LINES:
+        yield from _json_lines(path, rows, encoding)
     else:
-        yield _read_json(path, lines=suffix in _JSON_LINES, encoding=encoding)
+        yield _read_json(path, encoding)
+
+
+def _delimited_frames(path: Path, suffix: str, columns: Sequence[str] | None, quoting: str,
+                      rows: int | None, encoding: str) -> Iterator[pd.DataFrame]:
+    """Every field as the text it is: ``007`` stays ``007`` and ``1.0`` stays ``1.0`` (the label reader decides
+    which label columns are integers). Only an empty field is missing: texts such as "NA" or "null" stay texts."""
+    _check_separator(path, suffix, columns, encoding)
+    options = {"sep": _DELIMITED[suffix], "keep_default_na": False, "na_values": [""], "dtype": str,
+               "encoding": _decoding(encoding),
+               "quoting": csv.QUOTE_MINIMAL if _quoted(quoting, suffix) else csv.QUOTE_NONE,
+               "header": None if columns else "infer"}
+    with (pd.read_csv(path, chunksize=rows, **options) if rows else
+          contextlib.nullcontext([pd.read_csv(path, **options)])) as frames:
+        for frame in frames:
+            if not isinstance(frame.index, pd.RangeIndex):
+                # pandas takes the first fields of rows longer than the header as an index: refuse, lose nothing
+                raise BertclfError(f"the rows of {path} have more fields than its header names ({frame.columns.size})"
+                                   f"{_separator_hint(suffix, quoting)}")
+            yield frame
+
+
+def _separator_hint(suffix: str, quoting: str) -> str:
+    if suffix in (".tsv", ".tab"):
+        return "; does a text hold a tab?"
+    if _quoted(quoting, suffix):
+        return "; a text that holds a comma must be in double quotes"
+    return "; with --quoting none a text cannot hold a comma"
+
+
+def _parser_message(path: Path, columns: Sequence[str] | None, error: Exception) -> str:
+    """pandas' tokenizer errors in the user's words, with the line they concern."""
+    text = first_line(error)
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if fields:
+        expected, line, seen = fields.groups()
+        named = "--columns names" if columns else "the header names"
+        suffix = path.suffix.lower()
+        return (f"line {line} of {path} has {seen} fields but {named} {expected}"
+                f"{_separator_hint(suffix, 'csv' if suffix == '.csv' else 'none')}")
+    quoted = re.search(r"EOF inside string starting at row (\d+)", text)
+    if quoted:
+        return (f"{path} ends inside a quoted text that starts on line {int(quoted.group(1)) + 1}: a stray double "
+                "quote? pass --quoting none if texts are not quoted")
+    return f"cannot read {path}: {text.removeprefix('Error tokenizing data. C error: ')}"
+
+
+def _check_separator(path: Path, suffix: str, columns: Sequence[str] | None, encoding: str) -> None:
+    """A CSV whose first line has no comma but semicolons is semicolon-separated, as Excel writes CSV where the
+    decimal mark is a comma: it would be read as one column (or cut at the texts' commas)."""
+    if _DELIMITED[suffix] != "," or (columns is not None and len(columns) < 2):
+        return
+    with path.open(encoding=_decoding(encoding), newline="") as handle:
+        first = handle.readline()
+    by_comma, by_semicolon = (next(csv.reader([first], delimiter=mark), []) for mark in ",;")
+    if len(by_comma) == 1 and len(by_semicolon) > 1:
+        raise BertclfError(f"{path} is separated by semicolons, not commas (as Excel writes CSV in some languages); "
+                           "save it as \"CSV UTF-8 (Comma delimited)\", or with tabs as .tsv")
+
+
+def _decoding(encoding: str) -> str:
+    """UTF-8 files may start with a byte order mark (Excel, Notepad, PowerShell write one): read it as no text."""
+    try:
+        return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    except LookupError:
+        return encoding  # the reader names the unknown encoding
+
+
+def _json_lines(path: Path, rows: int | None, encoding: str) -> Iterator[pd.DataFrame]:
+    """One JSON object per line, ``rows`` objects at a time (all when None); blank lines are skipped."""
+    with path.open(encoding=_decoding(encoding)) as handle:
+        records: list[dict[str, Any]] = []
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                records.append(_json_record(line, number, path))
+            if rows is not None and len(records) == rows:
+                yield _records_frame(records)
+                records = []
+        if records:
+            yield _records_frame(records)
+
+
+def _json_record(line: str, number: int, path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(line.rstrip("\r\n"), strict=False)
+    except ValueError as error:  # JSONDecodeError, or a number too long to convert
+        where = f" (column {error.colno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise BertclfError(f"line {number} of {path} is not valid JSON: "
+                           f"{getattr(error, 'msg', first_line(error))}{where}") from None
+    if not isinstance(record, dict):
+        raise BertclfError(f"line {number} of {path} holds a JSON {_json_kind(record)}, not an object (one object "
+                           "per line, its fields the columns)")
+    return record
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
+def _records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Records as columns, each value as JSON gave it; a column of integers with gaps stays integers (object),
+    where pandas would make them floats (7 -> 7.0)."""
+    frame = pd.DataFrame(records, dtype=object)
+    for name in frame.columns:
+        inferred = frame[name].infer_objects()
+        if inferred.dtype.kind != "f" or not any(isinstance(value, int) for value in frame[name]):
+            frame[name] = inferred
+    return frame
 
 
 def _line_breaks(frame: pd.DataFrame) -> tuple[int, int]:
@@ -181,77 +286,25 @@ def count_rows(path: str | Path) -> int | None:
     return lines
 
 
-def _read_json(path: Path, lines: bool, encoding: str = "utf-8") -> pd.DataFrame:
-    if lines:
-        return pd.read_json(path, lines=True, dtype=False, encoding=encoding)
+def _read_json(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
+    """A JSON file: a list of objects, an object of columns, one object, or JSON lines after all."""
+    text = path.read_text(encoding=_decoding(encoding))
     try:
-        return pd.read_json(path, dtype=False, encoding=encoding)
-    except ValueError:  # a .json file may still hold one object per line
-        return pd.read_json(path, lines=True, dtype=False, encoding=encoding)
-
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write CSV/TSV/JSONL/Parquet by extension."""
-    with TableWriter(path) as writer:
-        writer.write(frame)
-
-
-class TableWriter:
-    """Appends frames to a CSV/TSV/JSONL/Parquet file (by extension) that appears under its name only when the
-    writer closes without error: an interrupted stream of predictions leaves no partial output."""
-
-    def __init__(self, path: Path):
-        check_output_extension(path)
-        self.path, self.suffix = path, path.suffix.lower()
-        self._staged = atomic_file(path)
-        self._handle: Any = None
-        self._parquet: Any = None
-        self._rows = 0
-
-    def __enter__(self) -> TableWriter:
-        staging = self._staged.__enter__()
-        if self.suffix not in _PARQUET:
-            self._handle = staging.open("w", encoding="utf-8", newline="")
-        self._staging = staging
-        return self
-
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.suffix in _DELIMITED:
-            frame.to_csv(self._handle, sep=_DELIMITED[self.suffix], index=False, header=self._rows == 0)
-        elif self.suffix in _PARQUET:
-            # Later parts take the first part's schema, so that a column empty in one part keeps its type.
-            table = pa.Table.from_pandas(frame, preserve_index=False,
-                                         schema=self._parquet.schema if self._parquet else None)
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self._staging, table.schema)
-            self._parquet.write_table(table)
-        else:
-            frame.to_json(self._handle, orient="records", lines=True, force_ascii=False)
-        self._rows += len(frame)
-
-    def _close(self) -> None:
-        for closing in (self._handle, self._parquet):
-            if closing is not None:
-                closing.close()
-
-    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool | None:
-        if error is not None:  # already failing: close quietly, the staging file goes anyway
-            with contextlib.suppress(Exception):
-                self._close()
-            return self._staged.__exit__(kind, error, traceback)
-        try:
-            self._close()  # the last buffered bytes may still not fit on the disk
-        except BaseException as closing_error:
-            if not self._staged.__exit__(type(closing_error), closing_error, closing_error.__traceback__):
-                raise
-            return None
-        return self._staged.__exit__(None, None, None)
-
-
-def check_output_extension(path: Path) -> None:
-    """Outputs are written in the format their extension names."""
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_EXTENSIONS:
-        raise BertclfError(f"unsupported output extension '{suffix or '(none)'}' for {path}; "
-                           f"use one of {', '.join(SUPPORTED_EXTENSIONS)}")
+        document = json.loads(text, strict=False)
+    except json.JSONDecodeError as error:
+        if error.msg == "Extra data":  # a first value and more after it: one object per line
+            return _records_frame([_json_record(line, number, path)
+                                   for number, line in enumerate(text.splitlines(), 1) if line.strip()])
+        raise BertclfError(f"{path} is not valid JSON: {error.msg} (line {error.lineno} column {error.colno})") \
+            from None
+    if isinstance(document, list):
+        kinds = [_json_kind(item) for item in document if not isinstance(item, dict)]
+        if kinds:
+            raise BertclfError(f"{path} is a JSON list holding a {kinds[0]}; expected one object per row")
+        return _records_frame(document)
+    if isinstance(document, dict) and document and all(isinstance(value, (dict, list))
+                                                       for value in document.values()):
+        return pd.read_json(io.StringIO(text), dtype=False, convert_dates=False)  # column -> values
+    if isinstance(document, dict):
+        return _records_frame([document])
+    raise BertclfError(f"{path} holds a JSON {_json_kind(document)}; expected objects, one per row")

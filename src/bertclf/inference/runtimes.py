@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,7 +42,10 @@ class TorchRuntime:
     """The PyTorch network as trained (or with int8 Linear layers); bf16 autocast on a GPU unless told otherwise."""
 
     def __init__(self, model: nn.Module, precision: str = "no", name: str = "torch"):
-        self.model, self.name = model, name
+        # A runtime predicts: the model goes into eval mode here, once, and the runtime never changes its mode
+        # again, since other threads may be predicting with it at any time (a mode flipped around each call lets
+        # one thread's call run another's in train mode, dropout on). Training puts its model back in train mode.
+        self.model, self.name = model.eval(), name
         self.chunked = isinstance(model, PooledClassifier) and model.chunk_pooling is not None
         self.device = next(model.parameters(), torch.empty(0)).device
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
@@ -50,14 +55,9 @@ class TorchRuntime:
 
     @contextlib.contextmanager
     def _running(self):
-        was_training = self.model.training
-        self.model.eval()
         autocast = self.autocast() if self.autocast else contextlib.nullcontext()
-        try:
-            with torch.inference_mode(), autocast, first_token_last_layer(self.model):
-                yield
-        finally:
-            self.model.train(was_training)
+        with torch.inference_mode(), autocast, _shortcut_while_running(self.model):
+            yield
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.device, non_blocking=True)
@@ -72,6 +72,33 @@ class TorchRuntime:
     def documents(self, windows: np.ndarray, mask: np.ndarray) -> np.ndarray:
         with self._running():
             return self.model.document_logits(self._tensor(windows), self._tensor(mask)).float().cpu().numpy()
+
+
+_shortcut_lock = threading.Lock()
+_shortcut_users: dict[int, tuple[int, contextlib.ExitStack]] = {}  # per model: the calls running, the shortcut
+
+
+@contextlib.contextmanager
+def _shortcut_while_running(model: nn.Module) -> Iterator[None]:
+    """:func:`first_token_last_layer` while at least one call runs ``model``, whichever thread it is on: the
+    first call in puts it on, the last one out takes it off (each call opening its own would let one thread take
+    it off in the middle of another's call, or both take it off)."""
+    key = id(model)
+    with _shortcut_lock:
+        calls, shortcut = _shortcut_users.get(key, (0, None))
+        if shortcut is None:
+            shortcut = contextlib.ExitStack()
+            shortcut.enter_context(first_token_last_layer(model))
+        _shortcut_users[key] = (calls + 1, shortcut)
+    try:
+        yield
+    finally:
+        with _shortcut_lock:
+            calls, shortcut = _shortcut_users.pop(key)
+            if calls > 1:
+                _shortcut_users[key] = (calls - 1, shortcut)
+            else:
+                shortcut.close()
 
 
 def import_onnxruntime() -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import auc, average_precision_score, f1_score, precision_recall_curve, roc_curve
 
+from bertclf.metrics import CONFUSION_NUMBERS
 from bertclf.reporting.evaluation import Evaluation
 from bertclf.reporting.inspection import DataInspection
 from bertclf.thresholds import CANDIDATES, decide
@@ -20,7 +21,6 @@ MISTAKES_SHOWN = 20
 MISTAKE_CHARS = 400  # characters of a mistaken text shown
 CALIBRATION_BINS = 10
 CURVE_CLASSES = 10  # classes drawn one by one in the precision-recall and ROC figures; the micro average besides
-CONFUSION_NUMBERS = 12  # classes up to which each cell of the confusion matrix is written out
 FIGURE_DPI = 96
 
 

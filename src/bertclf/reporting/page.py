@@ -173,6 +173,9 @@ def rebuild(run: Path, inputs: ReportInputs, new: tuple[Evaluation, dict[str, An
         inputs = dataclasses.replace(inputs, evaluation=evaluation,
                                      baseline=_baseline_for(run, inputs.classes, evaluation),
                                      metrics={**inputs.metrics, "evaluation": metrics})
+    elif inputs.evaluation is None:  # lost, or a run without a test part: a page without its core, said aloud
+        log.warning("warning: %s has no %s: the report has no test sections (scores, confusion matrix, curves, "
+                    "mistakes); pass --data FILE to draw them for a labelled file", run, rundir.TEST_PREDICTIONS_FILE)
     target = run / rundir.REPORT_FILE
     with rundir.atomic_file(target) as staging:
         write_report(staging, inputs)

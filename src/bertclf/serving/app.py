@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bertclf import __version__
 from bertclf.classifier import TextClassifier
+from bertclf.errors import first_line
 from bertclf.serving.batcher import Batcher
 from bertclf.serving.monitoring import ServerMetrics
 from bertclf.serving.schemas import (
@@ -36,6 +40,7 @@ from bertclf.serving.schemas import (
 )
 from bertclf.serving.settings import ServeSettings
 
+log = logging.getLogger("bertclf")
 router = APIRouter()
 LIMITS = ("max_batch_size", "max_batch_tokens", "max_wait_ms", "max_concurrent_requests", "max_texts_per_request",
           "max_text_chars", "max_body_bytes")  # the settings /info shows
@@ -48,6 +53,9 @@ def create_app(classifier: TextClassifier, settings: ServeSettings | None = None
     app.state.classifier, app.state.settings = classifier, settings or ServeSettings()
     app.state.metrics, app.state.ready, app.state.in_flight = ServerMetrics(), False, 0
     app.add_exception_handler(ServeError, _answer_error)
+    app.add_exception_handler(StarletteHTTPException, _answer_http_error)  # 404, 405: {"error"}, not {"detail"}
+    app.add_exception_handler(RequestValidationError, _answer_validation_error)
+    app.add_exception_handler(Exception, _answer_unexpected_error)  # outside /predict, which answers its own
     app.middleware("http")(_limits_and_metrics)
     app.include_router(router)
     return app
@@ -58,7 +66,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = app.state
     state.batcher = Batcher(state.classifier, state.settings, state.metrics)
     state.batcher.start()
-    await state.batcher.probabilities(["warm up"])
+    await state.batcher.warm_up()
     state.ready = True
     try:
         yield
@@ -67,12 +75,38 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.batcher.stop()
 
 
+def _json_error(message: str, status: int, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    # A message may quote what the client sent: a lone surrogate in it is escaped, or the answer could not be UTF-8.
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"error": text}, status_code=status, headers=dict(headers) if headers else None)
+
+
 def _error_response(problem: ServeError) -> JSONResponse:
-    return JSONResponse({"error": problem.message}, status_code=problem.status, headers=problem.headers)
+    return _json_error(problem.message, problem.status, problem.headers)
 
 
 async def _answer_error(_request: Request, problem: ServeError) -> JSONResponse:
     return _error_response(problem)
+
+
+async def _answer_http_error(_request: Request, problem: StarletteHTTPException) -> JSONResponse:
+    return _json_error(str(problem.detail), problem.status_code, problem.headers)
+
+
+async def _answer_validation_error(_request: Request, problem: RequestValidationError) -> JSONResponse:
+    first = problem.errors()[0] if problem.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ())) or "request"
+    return _error_response(ServeError(ErrorKind.INVALID, f"{where}: {first.get('msg', 'invalid')}"))
+
+
+def _unexpected(error: Exception) -> JSONResponse:
+    """A fault of the server's, not of the request: a 500 that says what broke (the traceback goes to the log)."""
+    log.error("internal error answering a request", exc_info=error)
+    return _error_response(ServeError(ErrorKind.INTERNAL, f"internal error: {first_line(error)}"))
+
+
+async def _answer_unexpected_error(_request: Request, error: Exception) -> JSONResponse:
+    return _unexpected(error)
 
 
 async def _limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -92,6 +126,8 @@ async def _limits_and_metrics(request: Request, call_next: Callable[[Request], A
         metrics.in_flight.inc()
         try:
             response = await call_next(request)
+        except Exception as error:  # answered as JSON here, so that /metrics counts it like any other answer
+            response = _unexpected(error)
         finally:
             state.in_flight -= 1
             metrics.in_flight.dec()
@@ -159,6 +195,8 @@ async def read_payload(request: Request, max_body_bytes: int) -> PredictRequest:
         data = json.loads(body)
     except ValueError as problem:
         raise ServeError(ErrorKind.MALFORMED, f"malformed JSON: {problem}") from None
+    except RecursionError:
+        raise ServeError(ErrorKind.MALFORMED, "malformed JSON: nested too deeply") from None
     try:
         return PredictRequest.model_validate(data)
     except ValidationError as problem:
@@ -180,6 +218,13 @@ def check_texts(payload: PredictRequest, settings: ServeSettings) -> list[str]:
     if too_long is not None:
         raise ServeError(ErrorKind.TOO_LARGE, f"texts.{too_long}: {len(texts[too_long])} characters, over the limit "
                                               f"of {settings.max_text_chars}")
+    for position, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as problem:  # JSON's "\ud800" escape, or its UTF-8 bytes, give a lone surrogate
+            where = "text" if payload.text is not None else f"texts.{position}"
+            raise ServeError(ErrorKind.MALFORMED, f"{where}: not Unicode text (a lone surrogate "
+                                                  f"{text[problem.start]!r})") from None
     return texts
 
 

@@ -55,6 +55,15 @@ class Batcher:
         await self.queue.put(pending)
         return await pending.future
 
+    async def warm_up(self) -> None:
+        """One model call on a short text of its own, before the server says it is ready: it pays the first call's
+        one-time costs, and waits for no companions (no ``max_wait_ms``: no other request can come yet)."""
+        loop = asyncio.get_running_loop()
+        token_ids = await loop.run_in_executor(self.executor, self.classifier.encode, ["warm up"])
+        pending = _Pending(token_ids, loop.create_future(), sum(EncodedTexts(token_ids).lengths))
+        await self._answer([pending])
+        await pending.future
+
     async def _run(self) -> None:
         while True:
             batch = await self._gather()

@@ -46,14 +46,17 @@ class ErrorKind(str, Enum):
     TOO_LARGE = "too large"
     OVERLOADED = "overloaded"
     NOT_READY = "not ready"
+    INTERNAL = "internal"  # the server's fault, not the request's
 
 
 ERROR_STATUS = {ErrorKind.MALFORMED: 400, ErrorKind.INVALID: 422, ErrorKind.TOO_LARGE: 413,
-                ErrorKind.OVERLOADED: 503, ErrorKind.NOT_READY: 503}
+                ErrorKind.OVERLOADED: 503, ErrorKind.NOT_READY: 503, ErrorKind.INTERNAL: 500}
 RETRY_LATER = frozenset({ErrorKind.OVERLOADED, ErrorKind.NOT_READY})  # answered with ``Retry-After: 1``
 
-_DESCRIPTIONS = {400: "Malformed JSON", 413: "Too many texts, a text too long or a body too large",
+_DESCRIPTIONS = {400: "Malformed JSON, or a text that is not Unicode (a lone surrogate)",
+                 413: "Too many texts, a text too long or a body too large",
                  422: "Wrong types, no texts, or a threshold for a model that is not multilabel",
+                 500: "A fault of the server's, which the error names",
                  503: "Too many requests in flight, or the model is still loading: retry after `Retry-After`"}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from bertclf.errors import BertclfError
+
+MAX_WAIT_MS = 10_000  # a longer wait for batch companions would hold a lone request that long
 
 
 def _limit(default: int | float, help: str) -> Any:
@@ -26,3 +30,15 @@ class ServeSettings:
     # longest, so a call's texts are sorted by length and run a few at a time.
     forward_batch_size: int = _limit(16, "Texts per forward pass within a model call, sorted by length so that "
                                          "texts of different requests are padded little.")
+
+    def __post_init__(self) -> None:
+        """Refused when made (at the server's start, before the model loads), not when a request meets them."""
+        for spec in fields(self):
+            value, name = getattr(self, spec.name), f"{spec.name} (--{spec.name.replace('_', '-')})"
+            if isinstance(value, bool):
+                raise BertclfError(f"{name} must be a number, got {value}")
+            if spec.name == "max_wait_ms":  # NaN fails both comparisons, infinity the second
+                if not isinstance(value, (int, float)) or not 0 <= value <= MAX_WAIT_MS:
+                    raise BertclfError(f"{name} must be a number of milliseconds from 0 to {MAX_WAIT_MS}, got {value}")
+            elif not isinstance(value, int) or value < 1:
+                raise BertclfError(f"{name} must be a whole number of at least 1, got {value}")

@@ -10,6 +10,8 @@ best weights so far and the options the run started with.
 from __future__ import annotations
 
 import hashlib
+import pickle
+import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import MODEL_NAME, OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_WEIGHTS_NAME, SCALER_NAME, SCHEDULER_NAME
+from accelerate.utils import load as accelerate_load  # torch.load as accelerate reads its files
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from bertclf import rundir
 from bertclf.batching import EncodedTexts
@@ -76,8 +82,6 @@ class Checkpoints:
 
     def save_best(self, accelerator: Accelerator, weights: dict[str, torch.Tensor]) -> None:
         """Keep the best weights so far beside the checkpoints: they may be older than every kept checkpoint."""
-        from safetensors.torch import save_file
-
         if accelerator.is_main_process:
             with rundir.atomic_directory(self.folder / rundir.BEST_DIR) as writing:
                 save_file({name: tensor.contiguous() for name, tensor in weights.items()},
@@ -87,9 +91,6 @@ class Checkpoints:
                 ) -> tuple[Any, dict[str, torch.Tensor] | None]:
         """Load the latest checkpoint into the prepared objects; returns the loop's state (made by ``read_state``
         from its saved fields) and the best weights."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         latest = self.latest()
         saved = rundir.read_json(latest / rundir.TRAIN_STATE_FILE)
         try:
@@ -100,10 +101,61 @@ class Checkpoints:
         if saved.get("data_fingerprint") != self.data_fingerprint:
             raise BertclfError(f"the training data differ from those of the interrupted run in {self.folder}; "
                                "resuming needs the same data")
-        try:
-            accelerator.load_state(str(latest))
-        except (OSError, RuntimeError, ValueError, KeyError, SafetensorError) as error:
-            raise BertclfError(f"cannot load the checkpoint {latest}: {first_line(error)}") from None
+        _load_state(accelerator, latest)
         best_path = self.folder / rundir.BEST_DIR / rundir.BEST_WEIGHTS
-        best = load_file(best_path) if best_path.is_file() else None
+        try:
+            best = load_file(best_path) if best_path.is_file() else None
+        except (OSError, SafetensorError) as error:
+            raise _damaged(best_path, error) from None
         return state, best
+
+
+# What a damaged file makes loading it raise: unpickling and format errors (torch.load, safetensors), and errors of
+# load_state_dict on a file that unpickles to something else.
+LOAD_ERRORS = (OSError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError, KeyError, TypeError,
+               AttributeError, IndexError, SafetensorError)
+
+
+def _load_state(accelerator: Accelerator, folder: Path) -> None:
+    """accelerate's ``load_state`` of checkpoint ``folder``, with a damaged file named in one error. accelerate names
+    no file when one fails to load, and reads random states it cannot use as none at all (a resume would then go on
+    with other random numbers than the interrupted run, and train other weights): they are read again here."""
+    try:
+        accelerator.load_state(str(folder))
+    except LOAD_ERRORS as error:
+        path = _first_unreadable(accelerator, folder)
+        raise _damaged(path, error) if path else BertclfError(
+            f"cannot load the checkpoint {folder}: {first_line(error)}") from None
+    path = folder / f"{RNG_STATE_NAME}_{accelerator.process_index}.pkl"
+    try:
+        states = accelerate_load(path)
+        random.setstate(states["random_state"])  # the ones accelerate has set, unless it could not
+        np.random.set_state(states["numpy_random_seed"])
+        torch.set_rng_state(states["torch_manual_seed"])
+    except LOAD_ERRORS as error:
+        raise _damaged(path, error) from None
+
+
+def _first_unreadable(accelerator: Accelerator, folder: Path) -> Path | None:
+    """The first file of checkpoint ``folder``, in the order accelerate reads them, that is missing or does not load."""
+    legacy = f"{MODEL_NAME}.bin"  # the weights as accelerate writes them without safetensors, as bertclf never does
+    model = legacy if (folder / legacy).exists() and not (folder / SAFE_WEIGHTS_NAME).exists() else SAFE_WEIGHTS_NAME
+    names = [model, f"{OPTIMIZER_NAME}.bin", f"{SCHEDULER_NAME}.bin"]
+    if accelerator.scaler is not None:
+        names.append(SCALER_NAME)
+    for path in (folder / name for name in names):
+        try:
+            if path.suffix == ".safetensors":
+                load_file(path)
+            else:
+                accelerate_load(path, map_location="cpu")
+        except LOAD_ERRORS:
+            return path
+    return None
+
+
+def _damaged(path: Path, error: BaseException) -> BertclfError:
+    if isinstance(error, FileNotFoundError) or not path.exists():
+        return BertclfError(f"cannot resume: the checkpoint file {path} is missing")
+    detail = first_line(error).split(". ")[0]  # torch goes on for sentences, with advice that does not apply here
+    return BertclfError(f"cannot resume: the checkpoint file {path} is damaged ({detail})")

@@ -27,7 +27,7 @@ from transformers import get_scheduler
 from bertclf.batching import EncodedTexts, split_batch, train_loader
 from bertclf.config import ClassifierConfig
 from bertclf.device import keep_freed_memory, resolve_precision
-from bertclf.errors import Interrupted
+from bertclf.errors import BertclfError, Interrupted
 from bertclf.processes import world_size
 from bertclf.progress import Progress
 from bertclf.signals import StopSignalHandler
@@ -267,11 +267,13 @@ def _after_step(loop: Loop, state: TrainState, evaluate: EvaluateFn, progress: P
     # show progress (reading the loss waits for the device, so not every step)
     if progress.due(state.step):
         progress.show(loss=f"{state.mean_epoch_loss:.4f}", lr=f"{loop.scheduler.get_last_lr()[0]:.2e}")
-    # the training log
+    # the training log; a diverged loss stops the run there (its reading waits for the device anyway)
     if state.step % loop.log_every == 0 or last:
+        _check_loss(loop, state)
         _log_step(loop, state)
-    # evaluate, keep the best weights
+    # evaluate, keep the best weights (never those of a diverged loss)
     if state.step % loop.eval_every == 0 or last:
+        _check_loss(loop, state)
         if _evaluate_and_track_best(loop, state, evaluate, progress):
             _keep_best_weights(loop)
         loop.model.train()
@@ -297,14 +299,32 @@ def _finish(loop: Loop, state: TrainState, progress: Progress) -> tuple[nn.Modul
     model = loop.accelerator.unwrap_model(loop.model)
     if loop.best_weights is not None:
         model.load_state_dict(loop.best_weights)
+    model.eval()  # trained: it predicts from here on (a runtime never flips the mode of a model it shares)
     log.info("best validation %s %.4f at step %d of %d; %.1f s, %.1f texts/s", config.metric,
              state.best_score, state.best_step, state.step, state.train_seconds, state.train_samples_per_second)
     return model, state
 
 
 def _save_checkpoint(loop: Loop, state: TrainState) -> None:
+    _check_loss(loop, state)  # no checkpoint of diverged weights: the last one stays the latest
     state.train_seconds = loop.seconds()
     loop.checkpoints.save(loop.accelerator, state.to_dict())
+
+
+def _check_loss(loop: Loop, state: TrainState) -> None:
+    """Stop with an error when the loss of the batches since the last log entry is not a finite number: the weights
+    have diverged, and every step from here on trains on nan. Called where the loop waits for the device anyway (log
+    entries, evaluations, checkpoints), so it adds no wait per step; every process comes to the same answer."""
+    loss = float(state.interval_loss)
+    if loop.accelerator.num_processes > 1:
+        loss = float(loop.accelerator.reduce(torch.tensor(loss, device=loop.accelerator.device), reduction="sum"))
+    if math.isfinite(loss):
+        return
+    kept = ""
+    if loop.checkpoints is not None and loop.checkpoints.latest() is not None:
+        kept = f"; the last checkpoint before it is kept in {loop.checkpoints.folder}"
+    raise BertclfError(f"the training loss diverged ({loss}) by step {state.step}: train with a lower "
+                       f"--learning-rate (this run's: {loop.config.learning_rate:g}){kept}")
 
 
 def _keep_best_weights(loop: Loop) -> None:
