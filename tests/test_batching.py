@@ -6,6 +6,7 @@ from bertclf.batching import (
     LengthBucketSampler,
     PadBatch,
     is_chunked,
+    pad,
     split_batch,
 )
 
@@ -63,6 +64,15 @@ def test_padding_and_attention_mask():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.int64
     assert "labels" not in PadBatch(0)([([5], None)])
+
+
+def test_padding_on_the_left_for_tokenizers_that_pad_there():
+    # XLNet's head reads the last position: padding on the left keeps each row's own last token there.
+    batch = PadBatch(pad_token_id=0, padding_side="left")([([5, 6, 7], np.int64(1)), ([8], np.int64(0))])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+    input_ids, attention_mask = pad([[1, 2], [3, 4, 5]], 9, "left")
+    assert input_ids.tolist() == [[9, 1, 2], [3, 4, 5]] and attention_mask.tolist() == [[0, 1, 1], [1, 1, 1]]
 
 
 def chunked_items():

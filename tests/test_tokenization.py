@@ -1,5 +1,5 @@
 import pytest
-from transformers import AutoTokenizer, BertConfig, RobertaConfig
+from transformers import AutoTokenizer, BertConfig, RobertaConfig, XLNetConfig
 
 from bertclf.errors import BertclfError
 from bertclf.tokenization import (
@@ -101,3 +101,11 @@ def test_model_limit_reads_positions_and_tokenizer(tokenizer):
     # RoBERTa-style position ids start after the padding index: two positions are not usable.
     tokenizer_without_limit = AutoTokenizer.from_pretrained(tokenizer.name_or_path, model_max_length=int(1e30))
     assert model_token_limit(tokenizer_without_limit, RobertaConfig(max_position_embeddings=514)) == 512
+
+
+def test_model_limit_ignores_an_encoder_without_a_position_limit(tokenizer):
+    # XLNet's relative positions declare max_position_embeddings -1: the tokenizer's maximum decides, else 512.
+    assert XLNetConfig().max_position_embeddings == -1
+    assert model_token_limit(tokenizer, XLNetConfig()) == tokenizer.model_max_length
+    tokenizer_without_limit = AutoTokenizer.from_pretrained(tokenizer.name_or_path, model_max_length=int(1e30))
+    assert model_token_limit(tokenizer_without_limit, XLNetConfig()) == 512

@@ -50,14 +50,20 @@ class EncodedTexts(Dataset):
         return [len(ids) for ids in self.token_ids]
 
 
-def pad(rows: Sequence[Sequence[int]], pad_token_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token ids padded to the longest row, and the attention mask (int64, as the encoders take them)."""
+def pad(rows: Sequence[Sequence[int]], pad_token_id: int, side: str = "right") -> tuple[np.ndarray, np.ndarray]:
+    """Token ids padded to the longest row, and the attention mask (int64, as the encoders take them). ``side`` is
+    the tokenizer's ``padding_side``: 'left' for an encoder whose head reads the last position (XLNet), so that
+    every row's last position is its own last token whatever the batch."""
     longest = max(len(ids) for ids in rows)
     input_ids = np.full((len(rows), longest), pad_token_id, dtype=np.int64)
     attention_mask = np.zeros((len(rows), longest), dtype=np.int64)
     for row, ids in enumerate(rows):
-        input_ids[row, : len(ids)] = ids
-        attention_mask[row, : len(ids)] = 1
+        if side == "left":
+            input_ids[row, longest - len(ids) :] = ids
+            attention_mask[row, longest - len(ids) :] = 1
+        else:
+            input_ids[row, : len(ids)] = ids
+            attention_mask[row, : len(ids)] = 1
     return input_ids, attention_mask
 
 
@@ -65,17 +71,18 @@ class PadBatch:
     """Collate function: pad token ids to the longest in the batch and build the attention mask.
 
     Chunked texts are flattened into one row per window, and ``chunk_counts`` says how many consecutive rows
-    belong to each text.
+    belong to each text. ``padding_side`` is the tokenizer's (see :func:`pad`).
     """
 
-    def __init__(self, pad_token_id: int):
+    def __init__(self, pad_token_id: int, padding_side: str = "right"):
         self.pad_token_id = pad_token_id
+        self.padding_side = padding_side
 
     def __call__(self, items: list[tuple[Sequence, np.ndarray | None]]) -> dict[str, torch.Tensor]:
         token_ids = [ids for ids, _ in items]
         chunked = is_chunked(token_ids)
         input_ids, attention_mask = pad([window for ids in token_ids for window in ids] if chunked else token_ids,
-                                        self.pad_token_id)
+                                        self.pad_token_id, self.padding_side)
         batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask)}
         if chunked:
             batch["chunk_counts"] = torch.tensor([len(ids) for ids in token_ids])
@@ -144,9 +151,10 @@ class LengthBucketSampler(Sampler[list[int]]):
             yield batches[position]
 
 
-def train_loader(dataset: EncodedTexts, batch_size: int, seed: int, pad_token_id: int) -> DataLoader:
+def train_loader(dataset: EncodedTexts, batch_size: int, seed: int, pad_token_id: int,
+                 padding_side: str = "right") -> DataLoader:
     """Batches of :class:`LengthBucketSampler`; the loader's own generator keeps starting an epoch from drawing on
     the global random state, which dropout uses (and a checkpoint restores)."""
     sampler = LengthBucketSampler(dataset.lengths, batch_size, seed)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadBatch(pad_token_id),
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadBatch(pad_token_id, padding_side),
                       generator=torch.Generator().manual_seed(seed))

@@ -171,7 +171,8 @@ class TextClassifier:
         """The predictor of the current settings (batch size, thresholds and minimum labels may change after
         fitting), on this classifier's runtime or another one (see ``Predictor.across_processes``)."""
         return make_predictor(runtime or self.runtime_, self.tokenizer_.pad_token_id, self.config,
-                              self.task_ == "multilabel", self.decision_thresholds(), across_processes)
+                              self.task_ == "multilabel", self.decision_thresholds(), across_processes,
+                              self.tokenizer_.padding_side)
 
     def decision_thresholds(self) -> np.ndarray | None:
         """Multilabel thresholds in force: ``config.threshold`` when set, else those tuned on validation data."""

@@ -236,14 +236,16 @@ def train_seed(seed: int, config: ClassifierConfig, prepared: Prepared, encoded:
 
     def score_on_validation(_trained: torch.nn.Module) -> dict[str, Any]:  # the whole model is scored (the cached
         predictor = make_predictor(TorchRuntime(model, precision), pad_token_id, config,  # features' head is its own)
-                                   multilabel, None, across_processes=True)
+                                   multilabel, None, across_processes=True,
+                                   padding_side=encoded.tokenizer.padding_side)
         return predict_and_score(predictor, encoded.val_set, prepared.classes, config, tune=True)[1]
 
     tracking = _tracking(config, checkpoint_dir, f"seed{seed}" if several else None)
     try:
         with first_token_last_layer(model):  # 'cls' pooling reads one position of the last layer: compute it only
             trained, state = train(training_model, training_set, dataclasses.replace(config, seed=seed),
-                                   pad_token_id=pad_token_id, evaluate=score_on_validation,
+                                   pad_token_id=pad_token_id, padding_side=encoded.tokenizer.padding_side,
+                                   evaluate=score_on_validation,
                                    loss_fn=loss_function(multilabel, weights, config.loss, config.focal_gamma,
                                                          config.label_smoothing),
                                    checkpoints=checkpoints, tracking=tracking)
@@ -269,7 +271,8 @@ def _training_inputs(model: torch.nn.Module, encoded: Encoded, config: Classifie
         return model, encoded.train_set, 0.0
     started = time.perf_counter()
     features = Predictor(TorchRuntime(EncoderFeatures(model), precision), encoded.tokenizer.pad_token_id,
-                         config.eval_batch_size, across_processes=True).logits(encoded.train_set.token_ids)
+                         config.eval_batch_size, across_processes=True,
+                         padding_side=encoded.tokenizer.padding_side).logits(encoded.train_set.token_ids)
     training_set = EncodedTexts([[row] for row in range(len(features))], encoded.train_set.labels)
     return CachedFeatures(torch.from_numpy(features), head), training_set, time.perf_counter() - started
 
@@ -280,7 +283,7 @@ def _score_test(run: SeedRun, config: ClassifierConfig, prepared: Prepared, enco
     runtime = TorchRuntime(run.model, resolve_precision(config.mixed_precision))
     predictor = make_predictor(runtime, encoded.tokenizer.pad_token_id, config, prepared.multilabel,
                                thresholds_in_force(config, run.thresholds, len(prepared.classes)),
-                               across_processes=True)
+                               across_processes=True, padding_side=encoded.tokenizer.padding_side)
     run.test_probabilities, run.test_metrics = predict_and_score(predictor, encoded.test_set, prepared.classes,
                                                                  config)
     if tracking is not None:

@@ -57,13 +57,17 @@ def token_lengths(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str] | Seq
 
 
 def model_token_limit(tokenizer: PreTrainedTokenizerBase, model_config: PretrainedConfig) -> int:
-    """The most tokens the encoder accepts, from its position table and the tokenizer's declared maximum."""
+    """The most tokens the encoder accepts, from its position table and the tokenizer's declared maximum. A limit
+    that is absent or not positive is unknown (XLNet's relative positions declare -1): the other one decides, else
+    512."""
     limits = []
     if 0 < tokenizer.model_max_length < 100_000:  # unset maxima are stored as a huge number
         limits.append(tokenizer.model_max_length)
     positions = getattr(model_config, "max_position_embeddings", None)
-    if positions:
-        limits.append(positions - 2 if model_config.model_type in _OFFSET_POSITIONS else positions)
+    if isinstance(positions, int) and positions > 0:
+        usable = positions - 2 if model_config.model_type in _OFFSET_POSITIONS else positions
+        if usable > 0:
+            limits.append(usable)
     return min(limits) if limits else 512
 
 

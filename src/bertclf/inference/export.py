@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -118,7 +119,8 @@ def export_graphs(model: nn.Module, folder: Path, quantize_with: Any = None) -> 
     sample_ids = torch.full((2, 8), 100, dtype=torch.long)
     sample_mask = torch.ones_like(sample_ids)
     sample_mask[1, 5:] = 0
-    with _eager_attention(model), first_token_last_layer(model), torch.no_grad():
+    with _eager_attention(model), first_token_last_layer(model), torch.no_grad(), \
+            onnx_failures(config, "onnx-int8" if quantize_with is not None else "onnx"):
         _export(_RowsGraph(model, chunked), (sample_ids, sample_mask), ["input_ids", "attention_mask"],
                 {"input_ids": DYNAMIC_ROWS, "attention_mask": DYNAMIC_ROWS}, graph)
     try:
@@ -135,12 +137,43 @@ def export_graphs(model: nn.Module, folder: Path, quantize_with: Any = None) -> 
         with torch.no_grad():
             _export(_DocumentHeadGraph(model), (windows, mask), ["windows", "mask"],
                     {"windows": {0: "rows", 1: "windows"}, "mask": {0: "rows", 1: "windows"}}, head)
+    runtime = "onnx-int8" if quantize_with is not None else "onnx"
     if quantize_with is not None:
         fp32 = graph.with_name("model.fp32.onnx")
         graph.rename(fp32)
-        quantize_graph(fp32, graph, quantize_with)
+        with onnx_failures(config, runtime):
+            quantize_graph(fp32, graph, quantize_with)
         fp32.unlink()
+    check_graph_runs(graph, config, runtime)
     return ExportedGraphs(graph, head, "int8" if quantize_with is not None else None, fused)
+
+
+@contextlib.contextmanager
+def onnx_failures(config: Any, runtime: str):
+    """A graph that ONNX Runtime cannot build, quantize or run for this architecture ends in one line naming the
+    architecture and the runtime (the torch runtime still serves it)."""
+    try:
+        yield
+    except BertclfError:
+        raise
+    except Exception as error:  # onnxruntime and onnx raise many types, from their C++ side as much as Python
+        model_type = getattr(config, "model_type", None) or "this"
+        raise BertclfError(f"the {runtime} runtime cannot serve {model_type} encoders: ONNX Runtime fails on the "
+                           f"graph ({first_line(error)}); the torch runtime serves it") from None
+
+
+def check_graph_runs(graph: Path, config: Any, runtime: str) -> None:
+    """Open the encoder graph and run it on two padded rows of lengths other than the traced ones, so that an
+    architecture whose graph ONNX Runtime cannot serve fails here, in one line (:func:`onnx_failures`)."""
+    ort = import_onnxruntime()
+    input_ids = np.full((2, 21), 100, dtype=np.int64)
+    attention_mask = np.ones_like(input_ids)
+    attention_mask[1, 9:] = 0
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # the failure is reported once, as the error below, not also in ONNX Runtime's log
+    with onnx_failures(config, runtime):
+        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})
 
 
 def write_export_files(folder: Path, graphs: ExportedGraphs, model: nn.Module, tokenizer: Any, max_length: int,

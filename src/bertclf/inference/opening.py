@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import AutoConfig
 
 from bertclf import rundir
 from bertclf.device import resolve_precision
 from bertclf.errors import BertclfError
-from bertclf.inference.export import export_graphs
+from bertclf.inference.export import check_graph_runs, export_graphs, onnx_failures
 from bertclf.inference.quantization import quantize_graphs, quantize_linear_layers
 from bertclf.inference.runtimes import OnnxRuntime, Runtime, TorchRuntime, read_export_info
 
@@ -45,8 +46,19 @@ def _export_runtime(directory: Path, name: str, tokenizer: Any, threads: int | N
         raise BertclfError(f"{directory} is not an export directory (no {rundir.EXPORT_FILE})")
     graph, head = rundir.onnx_graphs(directory, export)
     if name == "onnx-int8" and export.get("quantize") != "int8":
-        graph, head = quantize_graphs(graph, head, _scratch_folder(), tokenizer)
+        config = _export_config(directory)
+        with onnx_failures(config, name):
+            graph, head = quantize_graphs(graph, head, _scratch_folder(), tokenizer)
+        check_graph_runs(graph, config, name)
     return OnnxRuntime(graph, head, name, threads)
+
+
+def _export_config(directory: Path) -> Any:
+    """The encoder configuration an export keeps beside its graphs (what names its architecture), if readable."""
+    try:
+        return AutoConfig.from_pretrained(directory)
+    except Exception:  # an export without a readable config.json: the errors then name no architecture
+        return None
 
 
 _scratch_folders: list[tempfile.TemporaryDirectory] = []

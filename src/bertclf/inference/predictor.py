@@ -52,6 +52,7 @@ class Predictor:
     # In a run of several processes (torchrun, accelerate launch), each predicts its share of the texts and all
     # receive all the logits: every process must then call with the same texts.
     across_processes: bool = False
+    padding_side: str = "right"  # the tokenizer's: 'left' where the encoder's head reads the last position (XLNet)
 
     def logits(self, token_ids: Sequence[Sequence]) -> np.ndarray:
         """Logits of every text (ids, or a list of windows of ids for chunked texts), in input order."""
@@ -71,7 +72,8 @@ class Predictor:
             if self.runtime.chunked:
                 logits = self._documents([token_ids[position] for position in batch])
             else:
-                logits = self.runtime.rows(*pad([token_ids[position] for position in batch], self.pad_token_id))
+                logits = self.runtime.rows(*pad([token_ids[position] for position in batch], self.pad_token_id,
+                                                      self.padding_side))
             if results is None:
                 results = np.empty((len(token_ids), logits.shape[1]), dtype=np.float32)
             results[batch] = logits
@@ -82,7 +84,7 @@ class Predictor:
         logits = []
         for first, last in window_parts(counts, self.batch_size):
             rows = [window for windows in documents[first:last] for window in windows]
-            vectors = self.runtime.rows(*pad(rows, self.pad_token_id))
+            vectors = self.runtime.rows(*pad(rows, self.pad_token_id, self.padding_side))
             logits.append(self.runtime.documents(*group_window_vectors(vectors, counts[first:last])))
         return np.concatenate(logits)
 

@@ -76,7 +76,8 @@ class OutlierSplitLinear(nn.Module):
 
 
 @torch.no_grad()
-def _input_peaks(model: nn.Module, rows: list[list[int]], pad_token_id: int) -> dict[nn.Linear, np.ndarray]:
+def _input_peaks(model: nn.Module, rows: list[list[int]], pad_token_id: int,
+                 padding_side: str = "right") -> dict[nn.Linear, np.ndarray]:
     """Each Linear layer's largest input magnitude per channel while the encoder reads ``rows``."""
     peaks: dict[nn.Linear, np.ndarray] = {}
 
@@ -88,7 +89,7 @@ def _input_peaks(model: nn.Module, rows: list[list[int]], pad_token_id: int) -> 
     try:
         runtime = TorchRuntime(model)
         for start in range(0, len(rows), CALIBRATION_BATCH):
-            runtime.rows(*pad(rows[start : start + CALIBRATION_BATCH], pad_token_id))
+            runtime.rows(*pad(rows[start : start + CALIBRATION_BATCH], pad_token_id, padding_side))
     finally:
         for hook in hooks:
             hook.remove()
@@ -122,7 +123,7 @@ def quantize_linear_layers(model: nn.Module, tokenizer: Any) -> nn.Module:
     (dynamic quantization, CPU only; 8-bit activations where the CPU has VNNI, else torch's 7); each layer's outlier
     input channels, found on :func:`calibration_rows`, stay fp32 (:class:`OutlierSplitLinear`)."""
     model = model.cpu().eval()
-    peaks = _input_peaks(model, calibration_rows(tokenizer), tokenizer.pad_token_id or 0)
+    peaks = _input_peaks(model, calibration_rows(tokenizer), tokenizer.pad_token_id or 0, tokenizer.padding_side)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.Linear) and child in peaks and len(outliers := outlier_channels(peaks[child])):

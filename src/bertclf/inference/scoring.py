@@ -24,10 +24,12 @@ def thresholds_in_force(config: ClassifierConfig, tuned: np.ndarray | None, clas
 
 
 def make_predictor(runtime: Runtime, pad_token_id: int, config: ClassifierConfig, multilabel: bool,
-                   thresholds: np.ndarray | None, across_processes: bool = False) -> Predictor:
-    """The predictor under the prediction options in ``config`` (batch size, minimum labels)."""
+                   thresholds: np.ndarray | None, across_processes: bool = False,
+                   padding_side: str = "right") -> Predictor:
+    """The predictor under the prediction options in ``config`` (batch size, minimum labels); ``padding_side`` is
+    the tokenizer's."""
     return Predictor(runtime, pad_token_id, config.eval_batch_size, multilabel=multilabel, thresholds=thresholds,
-                     min_labels=config.min_labels, across_processes=across_processes)
+                     min_labels=config.min_labels, across_processes=across_processes, padding_side=padding_side)
 
 
 def predict_and_score(predictor: Predictor, dataset: EncodedTexts, classes: Sequence[Any], config: ClassifierConfig,

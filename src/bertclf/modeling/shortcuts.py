@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,15 +89,29 @@ def _first_token_last_layer(model: nn.Module) -> nn.Module | None:
     else:
         encoder = None
     layers = getattr(getattr(encoder, "encoder", None), "layer", None)
-    if encoder is None or not isinstance(layers, nn.ModuleList) or encoder.config.is_decoder:
+    # Configurations of encoder-only families (DeBERTa, MPNet, Longformer) have no is_decoder field at all.
+    if encoder is None or not isinstance(layers, nn.ModuleList) or getattr(encoder.config, "is_decoder", False):
         return None
-    if encoder.config._attn_implementation not in ("sdpa", "eager"):  # masks of other kinds look different
+    if getattr(encoder.config, "_attn_implementation", None) not in ("sdpa", "eager"):  # other masks look different
         return None
     last = layers[-1]
     attention = getattr(last, "attention", None)
-    if not all(hasattr(getattr(attention, "self", None), name) for name in ("query", "key", "value", "scaling")):
+    if not all(hasattr(getattr(attention, "self", None), name)
+               for name in ("query", "key", "value", "scaling", "attention_head_size", "dropout")):
         return None
-    return last if hasattr(attention, "output") and hasattr(last, "feed_forward_chunk") else None
+    if not (hasattr(attention, "output") and hasattr(last, "feed_forward_chunk")):
+        return None
+    return last if _takes_bert_layer_arguments(last) else None
+
+
+def _takes_bert_layer_arguments(layer: nn.Module) -> bool:
+    """Whether the layer's forward takes BERT's (hidden_states, attention_mask, ...), the call the shortcut stands
+    in for; a layer called otherwise (Longformer's, DeBERTa's) runs whole."""
+    try:
+        parameters = list(inspect.signature(type(layer).forward).parameters)
+    except (TypeError, ValueError):
+        return False
+    return parameters[1:3] == ["hidden_states", "attention_mask"]
 
 
 def _first_token_forward(layer: nn.Module, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,

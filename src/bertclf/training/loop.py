@@ -162,12 +162,12 @@ def train_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: Any,
 
 def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *, pad_token_id: int,
           loss_fn: LossFn, evaluate: EvaluateFn, checkpoints: Checkpoints | None = None,
-          tracking: Tracking | None = None) -> tuple[nn.Module, TrainState]:
+          tracking: Tracking | None = None, padding_side: str = "right") -> tuple[nn.Module, TrainState]:
     """Fine-tune ``model`` in place and return it holding the weights of its best validation score. With
     ``checkpoints``, continue from the latest one there is and write new ones as the run goes; with ``tracking``,
     report the training log and every evaluation to experiment trackers."""
     # set up: accelerator, loader, optimizer and schedule; the latest checkpoint when resuming
-    loop = _setup(model, train_set, config, pad_token_id, checkpoints, tracking)
+    loop = _setup(model, train_set, config, pad_token_id, checkpoints, tracking, padding_side)
     state = _resume(loop)
     processes = loop.accelerator.num_processes
     progress = Progress("training", math.ceil(config.epochs * len(train_set) / processes),  # this process's texts
@@ -192,7 +192,7 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
 
 
 def _setup(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, pad_token_id: int,
-           checkpoints: Checkpoints | None, tracking: Tracking | None) -> Loop:
+           checkpoints: Checkpoints | None, tracking: Tracking | None, padding_side: str = "right") -> Loop:
     """The accelerator, the loader, the optimizer and its schedule, prepared by ``accelerate``, and the step
     counts."""
     # A frozen encoder's parameters get no gradient: several processes (DDP) must not wait for them.
@@ -206,7 +206,7 @@ def _setup(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, 
         tracking.start(accelerator)
     if accelerator.device.type == "cpu":
         keep_freed_memory()
-    loader = train_loader(train_set, config.batch_size, config.seed, pad_token_id)
+    loader = train_loader(train_set, config.batch_size, config.seed, pad_token_id, padding_side)
     sampler = loader.batch_sampler  # accelerate wraps the loader; the sampler stays ours to arrange each epoch
     # Each process takes every n-th batch (the last round evened out with repeats); accelerate's prepared schedule
     # moves n steps per optimizer step, so it is laid out as if one process took every batch.

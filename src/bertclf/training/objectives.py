@@ -3,7 +3,6 @@ learn at which rate, which decay), freezing the encoder, the head's starting poi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 from bertclf.config import ClassifierConfig
+from bertclf.errors import BertclfError
 from bertclf.modeling import CachedFeatures, PooledClassifier
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -108,20 +108,44 @@ def head_parameter_names(model: nn.Module) -> set[str]:
             if not name.startswith(model.base_model_prefix + ".") or name.startswith(pooler_prefix)}
 
 
-_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
-
-
 def encoder_depths(model: nn.Module) -> dict[str, int]:
     """Each encoder parameter's depth for layer-wise learning rates: 0 for the embeddings, i + 1 for the i-th
-    transformer layer, and the top depth for what sits above the layers (a final norm, the pooler)."""
-    names = [name for name, _ in model.named_parameters()]
-    layers = [int(found.group(1)) for name in names if (found := _LAYER_INDEX.search(name))]
-    top = max(layers, default=-1) + 1
-    depths = {}
-    for name in names:
-        found = _LAYER_INDEX.search(name)
-        depths[name] = int(found.group(1)) + 1 if found else 0 if "embeddings" in name else top
-    return depths
+    transformer layer, and the top depth (the number of layers) for what sits above them (a final norm, the pooler).
+
+    The layers are found by structure, not by name: the longest list of blocks under the encoder (nested lists, as
+    Funnel's blocks of layers, read in order; ALBERT's one shared group is one layer). Embeddings are the input
+    embedding table and whatever sits in an embedding module outside the layers."""
+    if isinstance(model, CachedFeatures):  # the encoder's part is already computed: nothing of it learns
+        return {}
+    encoder = model.encoder if isinstance(model, PooledClassifier) else model.base_model
+    layers = _layer_list(encoder)
+    if not layers:
+        model_type = getattr(encoder.config, "model_type", None) or type(encoder).__name__
+        raise BertclfError(f"--layer-decay: cannot tell the layers of the {model_type} encoder apart")
+    depth_of = {id(parameter): index + 1 for index, layer in enumerate(layers) for parameter in layer.parameters()}
+    try:
+        embedding = {id(parameter) for parameter in encoder.get_input_embeddings().parameters()}
+    except (NotImplementedError, AttributeError):
+        embedding = set()
+    for name, parameter in encoder.named_parameters():
+        if id(parameter) not in depth_of:
+            depth_of[id(parameter)] = 0 if id(parameter) in embedding or "embed" in name else len(layers)
+    return {name: depth_of[id(parameter)] for name, parameter in model.named_parameters()
+            if id(parameter) in depth_of}
+
+
+def _layer_list(encoder: nn.Module) -> list[nn.Module]:
+    """The encoder's transformer layers in order: its longest ``nn.ModuleList``, nested lists flattened."""
+
+    def flatten(modules: nn.ModuleList) -> list[nn.Module]:
+        return [leaf for module in modules
+                for leaf in (flatten(module) if isinstance(module, nn.ModuleList) else [module])]
+
+    longest: list[nn.Module] = []
+    for module in encoder.modules():
+        if isinstance(module, nn.ModuleList) and len(flat := flatten(module)) > len(longest):
+            longest = flat
+    return longest
 
 
 def set_encoder_frozen(model: nn.Module, frozen: bool) -> None:
