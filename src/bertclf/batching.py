@@ -58,12 +58,9 @@ def pad(rows: Sequence[Sequence[int]], pad_token_id: int, side: str = "right") -
     input_ids = np.full((len(rows), longest), pad_token_id, dtype=np.int64)
     attention_mask = np.zeros((len(rows), longest), dtype=np.int64)
     for row, ids in enumerate(rows):
-        if side == "left":
-            input_ids[row, longest - len(ids) :] = ids
-            attention_mask[row, longest - len(ids) :] = 1
-        else:
-            input_ids[row, : len(ids)] = ids
-            attention_mask[row, : len(ids)] = 1
+        start = longest - len(ids) if side == "left" else 0
+        input_ids[row, start : start + len(ids)] = ids
+        attention_mask[row, start : start + len(ids)] = 1
     return input_ids, attention_mask
 
 
