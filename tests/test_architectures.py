@@ -110,13 +110,24 @@ def test_cls_pooling_runs_on_configs_without_is_decoder(family, tokenizer):
     torch.testing.assert_close(shortcut, whole, rtol=1e-5, atol=1e-6)
 
 
-def test_xlnet_trains_and_its_predictions_do_not_move_with_the_batch_size(tmp_path, packaged_model_path):
+@pytest.mark.parametrize("options", [{}, {"head": "mlp"}, {"long_text": "chunks"}], ids=["native", "head mlp",
+                                                                                     "chunks"])
+def test_xlnet_trains_and_its_predictions_do_not_move_with_the_batch_size(tmp_path, packaged_model_path, options):
+    """XLNet pads on the left: its own head and a 'cls'-pooled one alike read its last real token, never padding."""
     model = tiny_family_model("xlnet", tmp_path / "xlnet", packaged_model_path)
-    classifier = TextClassifier(**quick_options(model)).fit(make_texts(60, seed=1), val=make_texts(24, seed=2))
+    classifier = TextClassifier(**quick_options(model), **options).fit(make_texts(60, seed=1),
+                                                                        val=make_texts(24, seed=2))
     texts = make_texts(12, seed=4, min_words=1, max_words=20)["text"].tolist()
     alone = np.concatenate([classifier.predict_proba([text]) for text in texts])
     together = classifier.set_params(eval_batch_size=12).predict_proba(texts)
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_mean_pooling_on_an_encoder_that_shortens_the_sequence_asks_for_cls_pooling(tmp_path, packaged_model_path):
+    model = tiny_family_model("funnel", tmp_path / "funnel", packaged_model_path)
+    with pytest.raises(BertclfError, match=r"^funnel shortens the sequence inside its encoder, so mean pooling cannot "
+                                           r"weigh its token vectors by the padding mask: use --pooling cls$"):
+        TextClassifier(**quick_options(model), pooling="mean").fit(make_texts(40, seed=1), val=make_texts(12, seed=2))
 
 
 @pytest.mark.parametrize(("family", "layers"), [("albert", 1), ("funnel", 2), ("xlnet", 2), ("deberta-v2", 2)])

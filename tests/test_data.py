@@ -1,5 +1,6 @@
 import json
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -87,9 +88,18 @@ def test_unknown_column_lists_the_available_ones():
         join_texts(FRAME, ClassifierConfig(), "f")
 
 
-def test_non_text_values_are_rejected():
-    frame = pd.DataFrame({"text": ["fine", 4.2], "label": ["a", "b"]})
-    with pytest.raises(BertclfError, match=r"non-text value in row 2: 4\.2"):
+def test_numbers_in_a_text_column_are_the_texts_of_their_digits(tmp_path):
+    (tmp_path / "codes.jsonl").write_text('{"text": 5, "label": "a"}\n{"text": 4.25, "label": "b"}\n'
+                                          '{"text": "007", "label": "a"}\n')
+    assert load_examples(tmp_path / "codes.jsonl", ClassifierConfig()).texts == ["5", "4.25", "007"]
+    pd.DataFrame({"text": [12, 3], "label": ["a", "b"]}).to_parquet(tmp_path / "codes.parquet")
+    assert load_examples(tmp_path / "codes.parquet", ClassifierConfig()).texts == ["12", "3"]
+
+
+@pytest.mark.parametrize("value", [True, [1, 2], {"a": 1}])
+def test_non_text_values_are_rejected(value):
+    frame = pd.DataFrame({"text": ["fine", value], "label": ["a", "b"]})
+    with pytest.raises(BertclfError, match=rf"non-text value in row 2: {re.escape(repr(value))}"):
         load_examples(frame, ClassifierConfig())
 
 

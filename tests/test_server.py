@@ -240,6 +240,27 @@ def test_a_request_whose_client_went_away_is_left_out_of_the_model_call(classifi
     assert metrics.registry.get_sample_value("bertclf_batch_texts_count") == 1
 
 
+@pytest.mark.parametrize(("flags", "expected"), [([], None), (["--shutdown-timeout", "7.5"], 7.5)])
+def test_requests_in_flight_at_a_stop_are_not_cut_unless_a_shutdown_timeout_is_given(classifier, tmp_path,
+                                                                                      monkeypatch, flags, expected):
+    import uvicorn
+
+    classifier.save(tmp_path / "run")
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # the command ignores stop signals in its own process
+    code, _, err = run_cli(["serve", tmp_path / "run", "--port", free_port(), *flags])
+    assert code == 0, err
+    assert len(calls) == 1 and calls[0]["timeout_graceful_shutdown"] == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "soon"])
+def test_a_shutdown_timeout_that_is_not_a_positive_finite_number_is_refused(value, tmp_path):
+    code, _, err = run_cli(["serve", tmp_path / "no-run", f"--shutdown-timeout={value}"])
+    err = err.replace("bertclf serve: error:", "bertclf: error:")  # argparse names the subcommand
+    assert_one_line_error(code, err, f"expected a finite number of seconds above 0, got {value!r}")
+
+
 @pytest.mark.slow
 def test_the_real_command_serves_and_stops_cleanly_on_sigterm(classifier, tmp_path):
     classifier.save(tmp_path / "run")

@@ -231,6 +231,45 @@ def test_a_diverged_loss_is_never_checkpointed_nor_evaluated(tiny_model, tmp_pat
     assert evaluated == [True, True, True]
 
 
+def test_a_diverged_run_goes_on_from_its_last_checkpoint_at_a_lower_rate(tiny_model, tmp_path):
+    """The divergence names the resume command; resumed at a lower rate, each step's rate is a fresh run's at that
+    rate (the schedule keeps its place), where the checkpoint's own schedule would have gone on at the old one."""
+    options = {"model": tiny_model, "epochs": 3, "batch_size": 8, "save_steps": 2, "eval_steps": 2, "seed": 1,
+               "learning_rate": 1e-3, "head_learning_rate": 1e-2, "warmup_ratio": 0.25}
+    train_set, batches = toy_set(32), itertools.count()
+
+    def loss_fn(logits, labels):  # nan from the 5th batch on: the run diverges after its checkpoint at step 4
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        return loss * float("nan") if next(batches) >= 4 else loss
+
+    def run(config, loss, rates=None):
+        torch.manual_seed(1)
+        original = training_loop.train_step
+
+        def recorded_step(model, batch, optimizer, *rest):
+            if rates is not None:
+                rates.append([group["lr"] for group in optimizer.param_groups])
+            return original(model, batch, optimizer, *rest)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(training_loop, "train_step", recorded_step)
+            return train(build_model(config, [0, 1]), train_set, config, pad_token_id=0, loss_fn=loss,
+                         evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0},
+                         checkpoints=Checkpoints(tmp_path / "run", config, fingerprint(train_set)))
+
+    config = ClassifierConfig(**options)
+    with pytest.raises(BertclfError, match=rf"kept in {tmp_path / 'run'}: go on from it at a lower rate with  "
+                                           rf"bertclf train --resume {tmp_path / 'run'} --learning-rate 0\.0001$"):
+        run(config, loss_fn)
+    lower = ClassifierConfig(**{**options, "learning_rate": 1e-4, "head_learning_rate": 1e-3})
+    assert lower.changes_on_resume(config) == []
+    resumed_rates, fresh_rates = [], []
+    run(lower, torch.nn.functional.cross_entropy, resumed_rates)
+    (tmp_path / "run").rename(tmp_path / "diverged")
+    run(lower, torch.nn.functional.cross_entropy, fresh_rates)
+    assert len(resumed_rates) == 8 and resumed_rates == fresh_rates[4:]  # the steps after the checkpoint at step 4
+
+
 def test_layer_decay_gives_each_layer_below_the_top_a_smaller_rate(tiny_model):
     config = ClassifierConfig(model=tiny_model, learning_rate=1e-3, head_learning_rate=1e-2, layer_decay=0.5)
     model = build_model(config, ["a", "b"])

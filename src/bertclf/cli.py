@@ -104,6 +104,11 @@ def non_negative_float(text: str) -> float:
     return _checked_number(text, float, lambda value: value >= 0, "a number of at least 0")
 
 
+def positive_seconds(text: str) -> float:
+    """Finite and above 0: NaN passes no comparison and infinity every one."""
+    return _checked_number(text, float, lambda value: 0 < value < float("inf"), "a finite number of seconds above 0")
+
+
 def probability(text: str) -> float:
     return _checked_number(text, float, lambda value: 0 < value < 1, "a number between 0 and 1")
 
@@ -191,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=positive_int, default=8000, help="Port [default: 8000].")
     serve.add_argument("--runtime", choices=RUNTIMES, default="auto", help="What runs the model [default: auto].")
     serve.add_argument("--threads", type=positive_int, help="CPU threads for inference [default: the runtime's].")
+    serve.add_argument("--shutdown-timeout", type=positive_seconds, metavar="S",
+                       help="On SIGTERM or SIGINT, cut requests still running after S seconds (to stay within an "
+                            "orchestrator's grace period) [default: wait for every request in flight].")
     for spec in dataclasses.fields(ServeSettings):
         serve.add_argument("--" + spec.name.replace("_", "-"), default=spec.default,
                            type=non_negative_float if spec.type in (float, "float") else positive_int,
@@ -426,12 +434,14 @@ def run_serve(args: argparse.Namespace) -> None:
     log.info("serving %s (%s, %s runtime) on http://%s:%d", args.run, classifier.task_, classifier.runtime_.name,
              args.host, args.port)
     # uvicorn handles SIGINT/SIGTERM itself (stop accepting, finish requests in flight) and then re-raises the
-    # signal to the handler it found: ignoring it there makes a requested stop a clean exit.
+    # signal to the handler it found: ignoring it there makes a requested stop a clean exit. Without a
+    # --shutdown-timeout it waits for every request in flight, as the README promises.
     for number in STOP_SIGNALS:
         signal.signal(number, signal.SIG_IGN)
     try:
         uvicorn.run(create_app(classifier, settings), host=args.host, port=args.port,
-                    log_level="warning" if getattr(args, "quiet", False) else "info", timeout_graceful_shutdown=30)
+                    log_level="warning" if getattr(args, "quiet", False) else "info",
+                    timeout_graceful_shutdown=args.shutdown_timeout)
     except SystemExit as failure:  # uvicorn exits when it cannot listen (port taken, bad address)
         raise BertclfError(f"cannot serve on {args.host}:{args.port} (see the message above)") from failure
 

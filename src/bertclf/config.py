@@ -332,8 +332,8 @@ class ClassifierConfig:
 
     def changes_on_resume(self, interrupted: ClassifierConfig) -> list[str]:
         """The options that differ from an interrupted run's and would change what resuming it computes."""
-        return [spec.name for spec in dataclasses.fields(self)
-                if spec.name not in RESUME_SAFE and getattr(self, spec.name) != getattr(interrupted, spec.name)]
+        return [spec.name for spec in dataclasses.fields(self) if spec.name not in RESUME_SAFE | RESUME_RATES
+                and getattr(self, spec.name) != getattr(interrupted, spec.name)]
 
 
 # The seeds that numpy and scikit-learn take: 32 bits.
@@ -347,6 +347,9 @@ def _check_seed(name: str, seed: int) -> None:
 
 # Options a resumed run may change: where it goes and how it checkpoints, not what it computes.
 RESUME_SAFE = frozenset({"output", "overwrite", "save_steps", "save_total_limit", "report_to", "tracking_dir"})
+# Peak rates a resumed run may lower (or raise): a diverged run goes on from its last checkpoint at a lower rate. The
+# optimizer keeps its moments and the schedule its position; the run is then no longer the exact continuation.
+RESUME_RATES = frozenset({"learning_rate", "head_learning_rate"})
 
 
 def options_reference() -> str:

@@ -136,6 +136,10 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
 def _first_row(frame: pd.DataFrame) -> int:
     """Row numbers in messages count from the file's first row, also in a later part of a streamed file."""
     index = frame.index
@@ -152,6 +156,8 @@ def join_texts(frame: pd.DataFrame, config: ClassifierConfig, source: str) -> li
         for name, value in zip(config.text_column, parts, strict=True):
             if _is_missing(value):
                 continue
+            if _is_number(value):  # a JSON or Parquet number is the text of its digits, as a CSV's digits are
+                value = str(value.item() if isinstance(value, np.generic) else value)
             if not isinstance(value, str):
                 raise BertclfError(
                     f"column '{name}' of {source} holds a non-text value in row {row + 1}: {value!r}"

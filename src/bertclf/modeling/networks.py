@@ -32,6 +32,13 @@ def uses_native_head(config: ClassifierConfig) -> bool:
     return config.pooling == "cls" and config.head == "linear" and config.long_text != "chunks"
 
 
+def last_real_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The vector of each row's last token that the mask marks as real, whichever side the padding is on."""
+    positions = torch.arange(hidden.shape[1], device=hidden.device)[None, :]
+    last = (positions * attention_mask.to(positions.dtype)).argmax(dim=1)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Average of the token vectors that the mask marks as real (padding is ignored)."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -104,6 +111,9 @@ class PooledClassifier(nn.Module):
         pooler = getattr(encoder, "pooler", None)
         if pooler is not None:
             pooler.requires_grad_(False)
+        # 'cls' pooling reads the token the architecture summarises a sequence in: the first, or for XLNet (its
+        # configuration's summary_type 'last') the last real one, which padding on either side leaves in place.
+        self.reads_last_token = getattr(encoder.config, "summary_type", "first") == "last"
         hidden_size = encoder.config.hidden_size
         self.chunk_pooling = ChunkPooling(chunk_pooling, hidden_size) if chunk_pooling else None
         self.head = ClassificationHead(hidden_size, num_labels, head, head_hidden_size, head_dropout)
@@ -118,7 +128,12 @@ class PooledClassifier(nn.Module):
     def row_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One vector per row (a text, or a window of a chunked text)."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, attention_mask)
+        if self.pooling != "cls":
+            if hidden.shape[1] != attention_mask.shape[1]:  # Funnel's base model pools the sequence as it goes
+                raise BertclfError(f"{self.encoder.config.model_type} shortens the sequence inside its encoder, so "
+                                   "mean pooling cannot weigh its token vectors by the padding mask: use --pooling cls")
+            return mean_pool(hidden, attention_mask)
+        return last_real_token(hidden, attention_mask) if self.reads_last_token else hidden[:, 0]
 
     def document_logits(self, windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Chunked texts: logits from each text's window vectors (texts x most windows x hidden) and their mask.

@@ -83,7 +83,7 @@ def _first_token_last_layer(model: nn.Module) -> nn.Module | None:
     """The encoder's last layer, where the classifier reads nothing of it but the first token's output and the
     layer has BERT's structure (query/key/value self-attention, then the feed-forward block); else None."""
     if isinstance(model, PooledClassifier):
-        encoder = model.encoder if model.pooling == "cls" else None
+        encoder = model.encoder if model.pooling == "cls" and not model.reads_last_token else None
     elif isinstance(model, PreTrainedModel) and model.config.model_type in FIRST_TOKEN_HEADS:
         encoder = model.base_model
     else:

@@ -237,10 +237,26 @@ def _resume(loop: Loop) -> TrainState:
     """The state of the latest checkpoint (its best weights go into ``loop``), or a fresh one."""
     if loop.checkpoints is None or loop.checkpoints.latest() is None:
         return TrainState()
+    configured = [group["initial_lr"] for group in loop.optimizer.param_groups]  # this run's peak rates
     state, loop.best_weights = loop.checkpoints.restore(loop.accelerator, TrainState.from_dict)
+    _set_peak_rates(loop.scheduler.scheduler, configured)
     log.info("resuming at step %d of %d (epoch %d, after %d of its batches)", state.step, loop.total_steps,
              state.epoch + 1, state.epoch_batches)
     return state
+
+
+def _set_peak_rates(scheduler: torch.optim.lr_scheduler.LambdaLR, peaks: list[float]) -> None:
+    """Give a restored schedule this run's peak rates where they differ from the checkpoint's (a resume at a new
+    --learning-rate), at the position in the schedule it had reached. Unchanged rates leave it untouched, so an
+    exact resume stays exact."""
+    if peaks == list(scheduler.base_lrs):
+        return
+    log.warning("resuming at other peak rates than the checkpoint's: the run goes on from its weights and optimizer "
+                "state, no longer as the exact continuation of the interrupted run")
+    scheduler.base_lrs = list(peaks)
+    for group, peak, factor in zip(scheduler.optimizer.param_groups, peaks, scheduler.lr_lambdas, strict=True):
+        group["initial_lr"], group["lr"] = peak, peak * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 
 def _batches(loop: Loop, state: TrainState) -> Iterator[dict[str, torch.Tensor]]:
@@ -321,8 +337,10 @@ def _check_loss(loop: Loop, state: TrainState) -> None:
     if math.isfinite(loss):
         return
     kept = ""
+    lower = loop.config.learning_rate / 10
     if loop.checkpoints is not None and loop.checkpoints.latest() is not None:
-        kept = f"; the last checkpoint before it is kept in {loop.checkpoints.folder}"
+        kept = (f"; the last checkpoint before it is kept in {loop.checkpoints.folder}: go on from it at a lower rate "
+                f"with  bertclf train --resume {loop.checkpoints.folder} --learning-rate {lower:g}")
     raise BertclfError(f"the training loss diverged ({loss}) by step {state.step}: train with a lower "
                        f"--learning-rate (this run's: {loop.config.learning_rate:g}){kept}")
 
