@@ -5,6 +5,7 @@ torch, transformers or bertclf."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.data_specs import LONG_TEXT_STRATEGIES, SUITES, configurations_of
+from benchmarks.data_specs import LONG_TEXT_STRATEGIES, SUITES, configurations_of, missing
 from benchmarks.markdown import is_recipes_suite, recipe_verdict, render, report_page_section, write_report
 from benchmarks.results import REPORT, RESULTS, load_results, merge_rerun, save_suite
 from benchmarks.suites.training import summarise
@@ -332,3 +333,14 @@ def test_every_entry_point_saves_its_suite_and_rewrites_benchmarks_md(path):
     main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main")
     called = {node.func.id for node in ast.walk(main) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert {"save_suite", "write_report"} <= called
+
+
+def test_a_suite_whose_model_is_not_installed_is_skipped_with_how_to_install_it(tmp_path):
+    spec = dataclasses.replace(SUITES["inference-mpnet"][0], files=(), model_folder=tmp_path / "absent")
+    assert missing(spec, tmp_path) == (f"the model {tmp_path / 'absent'} is not installed (install it with "
+                                       "../shared/models/install-all-mpnet-base-v2)")
+    (tmp_path / "absent").mkdir()
+    (tmp_path / "absent" / "config.json").write_text("{}")
+    assert missing(spec, tmp_path) is None
+    assert missing(dataclasses.replace(spec, files=("sst2/dev.tsv",)), tmp_path) == f"missing under {tmp_path}: " \
+        "sst2/dev.tsv"
