@@ -32,7 +32,7 @@ TARGETS = {"vs_default": 1.5, "vs_tuned": 1.0, "vs_pipeline": 1.5}
 FROZEN_SPEED_TARGET = 5.0  # a frozen encoder's training samples/s over a full fine-tune's
 LONG_TEXT_TIME_TARGET = 4.0  # chunked training may take at most this multiple of head truncation's time
 SUITE_ORDER = ("full", "multilabel", "wide", "long", "recipes-short", "recipes-long", "recipes-multilabel",
-               "recipes-russian", "quick", "inference", "inference-mpnet", "serve", "streaming", "report")
+               "recipes-russian", "quick", "inference", "inference-mpnet", "fewshot", "serve", "streaming", "report")
 
 SINGLE_LABEL_SCORES = ("accuracy", "f1_macro", "mcc")
 MULTILABEL_SCORES = ("f1_micro", "f1_macro", "subset_accuracy")
@@ -512,6 +512,12 @@ def runtimes_dataset_section(name: str, dataset: dict[str, Any]) -> list[str]:
     return [*lines, *runtimes_table(dataset, shown), *runtimes_notes(dataset), *runtimes_verdicts(name, dataset)]
 
 
+def _encoder_of(datasets: dict[str, Any]) -> str:
+    """The encoder the suite's models were trained from, as its datasets' options name it."""
+    models = {Path(dataset["options"]["model"]).name for dataset in datasets.values() if "model" in dataset["options"]}
+    return f"the encoder {', '.join(sorted(models))}" if models else "the embedded all-MiniLM-L6-v2"
+
+
 def runtimes_section(results: dict[str, Any], header: list[str]) -> list[str]:
     """The suite's part of BENCHMARKS.md: the run's header, the targets at a glance, then one table per dataset."""
     datasets = results["datasets"]
@@ -521,7 +527,7 @@ def runtimes_section(results: dict[str, Any], header: list[str]) -> list[str]:
         lines += [
             "How it was measured:",
             "",
-            "- One bertclf model per dataset (the embedded all-MiniLM-L6-v2, seed 0, the epochs and slices each "
+            f"- One bertclf model per dataset ({_encoder_of(datasets)}, seed 0, the epochs and slices each "
             "dataset names), saved as a run directory and exported twice with `TextClassifier.export` (fp32, and "
             "`quantize='int8'`), each export checked against PyTorch on the validation texts.",
             f"- Every runtime then runs in a process of its own on {first['threads']} threads (peak RSS is that "
@@ -682,8 +688,57 @@ def suite_header(suite: str, results: dict[str, Any]) -> list[str]:
     ]
 
 
+# --- the fewshot suite ---------------------------------------------------------------------------------------
+
+FEWSHOT_METHODS = {"setfit": "SetFit (defaults)", "bertclf": "bertclf (default)", "fine-tune": "`--low-label off`",
+                   "frozen-lr": "frozen + LR", "tfidf": "TF-IDF + LR"}
+
+
+def _fewshot_cell(figures: dict[str, Any]) -> str:
+    return f"{figures['mean']:.3f} ± {figures['std']:.3f} ({figures['mean_train_seconds']:.0f} s)"
+
+
+def fewshot_verdict(cell: dict[str, Any]) -> str:
+    """bertclf's default against SetFit: at least its mean, beyond one standard deviation (the larger of the two),
+    and its training time within 2x SetFit's."""
+    ours, theirs = cell["methods"]["bertclf"], cell["methods"]["setfit"]
+    margin = ours["mean"] - theirs["mean"]
+    spread = max(ours["std"], theirs["std"])
+    standing = "above by more than 1 std" if margin > spread else "at least its mean" if margin >= 0 else \
+        "BELOW its mean"
+    time_ratio = ours["mean_train_seconds"] / theirs["mean_train_seconds"]
+    return f"{margin:+.3f}: {standing}; time {time_ratio:.2f}x ({_met(time_ratio <= 2.0)})"
+
+
+def fewshot_section(figures: dict[str, Any]) -> list[str]:
+    """``fewshot``: a table per size of the training set, a row per dataset, each method's score and time."""
+    lines = ["## Suite `fewshot`", ""]
+    for index, run in enumerate(figures["runs"]):
+        host = run["machine"]
+        lines.append(f"- run {index}: `{run['command']}` ({run['minutes']:.0f} minutes), {run['date']}, "
+                     f"{host['cpu']}, {host['cores']} cores; bertclf {host['bertclf']}")
+    lines += ["", "The embedded all-MiniLM-L6-v2 for every method; 3 draws of the training texts per cell (the draw "
+              "is also each method's seed); mean ± standard deviation of the test score over the draws, and the "
+              "mean training time. No method sees any other labelled text (the fine-tune validates on its own few "
+              "texts). bertclf's default is whatever its rule chooses (the low-label mode at these sizes).", ""]
+    lines += [f"- {name}: {description}" for name, description in figures["descriptions"].items()]
+    sizes = sorted({int(size) for cells in figures["cells"].values() for size in cells})
+    for size in sizes:
+        lines += ["", f"### {size} texts per class", "",
+                  "| dataset (metric, test texts) | " + " | ".join(FEWSHOT_METHODS.values()) + " | bertclf vs SetFit "
+                  "| run |", "|---" * (len(FEWSHOT_METHODS) + 3) + "|"]
+        for name, cells in figures["cells"].items():
+            if str(size) not in cells:
+                continue
+            cell = cells[str(size)]
+            row = " | ".join(_fewshot_cell(cell["methods"][method]) for method in FEWSHOT_METHODS)
+            lines.append(f"| {name} ({METRIC_NAMES[cell['metric']]}, {cell['test_texts']}) | {row} "
+                         f"| {fewshot_verdict(cell)} | {cell['run']} |")
+    return [*lines, ""]
+
+
 SINGLE_MEASUREMENT_SECTIONS = {"serve": serving_section, "streaming": file_prediction_section,
-                               "report": report_page_section}
+                               "report": report_page_section, "fewshot": fewshot_section}
 
 
 def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
