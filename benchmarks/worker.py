@@ -105,6 +105,10 @@ def main(job_path: str) -> None:
         from benchmarks.suites.runtimes import run_worker_job
 
         result = run_worker_job(job)
+    elif job["kind"] == "fewshot":
+        from benchmarks.suites.fewshot import run_worker_job as fewshot_job
+
+        result = fewshot_job(job)
     elif job["kind"] == "inference":
         result = time_inference(Path(job["run_dir"]), paths["test"], job["settings"]["eval_batch_size"], bf16)
     elif job["side"] == "bertclf":

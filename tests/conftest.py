@@ -45,9 +45,10 @@ def tiny_model(tmp_path_factory, packaged_model_path) -> str:
 def tiny_options(tiny_model) -> Mapping:
     """Options that make the tiny model learn generated data in a few seconds (read-only: tests change copies).
     With 'cls' pooling the tiny random encoder settles on two of the three topics for some seeds ('mean' pooling
-    learns them all for any)."""
+    learns them all for any). These tests fine-tune: so few texts per class would otherwise get the low-label mode
+    (tests/test_fewshot.py tests that)."""
     return MappingProxyType({"model": tiny_model, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3,
-                             "head_learning_rate": 1e-2, "warmup_ratio": 0.0, "seed": 11})
+                             "head_learning_rate": 1e-2, "warmup_ratio": 0.0, "seed": 11, "low_label": "off"})
 
 
 @pytest.fixture
@@ -68,7 +69,8 @@ def shared_run(tmp_path_factory, tiny_model) -> Path:
     works on its own copy."""
     folder = tmp_path_factory.mktemp("shared")
     make_texts(90, seed=1).to_csv(folder / "train.csv", index=False)
-    options = {"model": tiny_model, "epochs": 1, "batch_size": 8, "seed": 7, "output": folder / "run"}
+    options = {"model": tiny_model, "epochs": 1, "batch_size": 8, "seed": 7, "low_label": "off",
+               "output": folder / "run"}
     code, _, err = run_cli(["-q", "train", "--train", folder / "train.csv", *tiny_flags(options)])
     assert code == 0, err
     return folder / "run"

@@ -265,13 +265,18 @@ def test_a_report_page_run_timed_by_bertclf_renders_as_one_timed_by_the_benchmar
     assert "| 0.34 | 1.92 | 1.27 | 2.8% (met) |" in "\n".join(lines[0])
 
 
+def own_sources() -> list[Path]:
+    """The benchmarks' own modules (not the scratch folder's: the SetFit virtualenv lives there)."""
+    return [path for path in BENCHMARKS.rglob("*.py") if "work" not in path.relative_to(BENCHMARKS).parts]
+
+
 def module_name(path: Path) -> str:
     return ".".join(path.relative_to(BENCHMARKS.parent).with_suffix("").parts).removesuffix(".__init__")
 
 
 def benchmark_imports(path: Path) -> set[str]:
     """The benchmarks modules a file imports, at the top or inside functions alike."""
-    modules = {module_name(source) for source in BENCHMARKS.rglob("*.py")}
+    modules = {module_name(source) for source in own_sources()}
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -282,7 +287,7 @@ def benchmark_imports(path: Path) -> set[str]:
 
 
 def test_the_benchmarks_have_no_import_cycles_and_nothing_imports_the_driver():
-    graph = {module_name(path): benchmark_imports(path) for path in BENCHMARKS.rglob("*.py")}
+    graph = {module_name(path): benchmark_imports(path) for path in own_sources()}
     assert "benchmarks.suites.runtimes" in graph and "benchmarks.markdown" in graph
 
     def cycle_from(start: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -344,3 +349,44 @@ def test_a_suite_whose_model_is_not_installed_is_skipped_with_how_to_install_it(
     assert missing(spec, tmp_path) is None
     assert missing(dataclasses.replace(spec, files=("sst2/dev.tsv",)), tmp_path) == f"missing under {tmp_path}: " \
         "sst2/dev.tsv"
+
+
+def _fewshot_cell(ours: tuple[float, float, float], setfit: tuple[float, float, float]) -> dict:
+    def method(mean, std, seconds):
+        return {"mean": mean, "std": std, "mean_train_seconds": seconds}
+
+    others = {name: method(0.5, 0.0, 1.0) for name in ("fine-tune", "frozen-lr", "tfidf")}
+    return {"metric": "accuracy", "test_texts": 500, "run": 0,
+            "methods": {"bertclf": method(*ours), "setfit": method(*setfit), **others}}
+
+
+@pytest.mark.parametrize(("ours", "setfit", "verdict"), [
+    ((0.70, 0.02, 20.0), (0.66, 0.03, 10.0), "+0.040: above by more than 1 std; time 2.00x (met)"),
+    ((0.67, 0.02, 30.0), (0.66, 0.03, 10.0), "+0.010: at least its mean; time 3.00x (MISSED)"),
+    ((0.60, 0.02, 5.0), (0.66, 0.03, 10.0), "-0.060: BELOW its mean; time 0.50x (met)")])
+def test_the_fewshot_verdict_weighs_bertclf_against_setfit_by_the_larger_spread_and_the_time(ours, setfit, verdict):
+    from benchmarks.markdown import fewshot_section, fewshot_verdict
+
+    cell = _fewshot_cell(ours, setfit)
+    assert fewshot_verdict(cell) == verdict
+    machine = {"cpu": "cpu", "cores": 2, "bertclf": "0.1.0"}
+    lines = fewshot_section({"runs": [{"command": "c", "minutes": 3, "date": "d", "machine": machine}],
+                             "descriptions": {"sst2": "SST-2"}, "cells": {"sst2": {"8": cell}}})
+    assert "### 8 texts per class" in lines and any(line.startswith("| sst2 (accuracy, 500) |") and verdict in line
+                                                    for line in lines)
+
+
+def test_a_fewshot_draw_takes_the_texts_per_class_and_follows_its_seed():
+    import pandas as pd
+
+    from benchmarks.suites.fewshot import GOEMOTIONS_LABELS, draw
+
+    pool = pd.DataFrame({"text": [f"t{i}" for i in range(60)], "label": [i % 3 for i in range(60)]})
+    drawn = draw(pool, 8, seed=1, multilabel=False)
+    assert drawn["label"].value_counts().to_dict() == {0: 8, 1: 8, 2: 8}
+    assert drawn.equals(draw(pool, 8, seed=1, multilabel=False)) and not drawn.equals(draw(pool, 8, 2, False))
+    labels = [json.dumps([GOEMOTIONS_LABELS[i % 5]] + ([GOEMOTIONS_LABELS[0]] if i % 7 == 0 else []))
+              for i in range(200)]
+    multilabel = draw(pd.DataFrame({"text": [f"t{i}" for i in range(200)], "label": labels}), 8, 0, True)
+    counts = {name: sum(name in json.loads(cell) for cell in multilabel["label"]) for name in GOEMOTIONS_LABELS}
+    assert all(count >= 8 for count in counts.values()) and len(multilabel) <= 40

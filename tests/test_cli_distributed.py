@@ -93,7 +93,7 @@ def test_resuming_with_an_option_that_changes_the_result_is_one_line(tiny_model,
     process.wait(timeout=60)
     code, _, err = run_cli(["train", "--resume", staging, "--batch-size", "4", "--save-steps", "9"])
     assert code == 2 and err.strip() == (
-        "bertclf: error: resuming needs the interrupted run's options, but --batch-size is 4 (was 16)")
+        "bertclf: error: resuming needs the interrupted run's options, but --batch-size is 4 (was 32)")
     code, _, err = run_cli(["train", "--resume", tmp_path])
     assert code == 2 and err.strip() == (
         f"bertclf: error: {tmp_path} is not the staging directory of an interrupted run (no checkpoint in it)")

@@ -73,6 +73,9 @@ def bad_inputs(tmp_path, text_files):
         ("weight_decay_nan", "invalid weight_decay (--weight-decay) 'nan': must be a finite number"),
         ("seed_out_of_range", "invalid seed (--seed) 4294967296: a seed must be in [0, 4294967295]"),
         ("diverging_loss", "the training loss diverged (nan) by step"),
+        ("diverging_contrastive_tuning", "the contrastive tuning diverged (nan) by step"),
+        ("low_label_with_chunks", "the low-label mode reads one vector per text; it does not take --long-text chunks"),
+        ("label_name_texts_without_the_mode", "--label-name-texts applies to the low-label mode"),
     ],
 )
 def test_bad_training_input_is_one_line_and_exit_2(case, fragment, tmp_path, text_files, bad_inputs, tiny_model):
@@ -114,7 +117,13 @@ def test_bad_training_input_is_one_line_and_exit_2(case, fragment, tmp_path, tex
     elif case == "seed_out_of_range":
         args["--seed"] = 2**32
     elif case == "diverging_loss":  # a finite rate, but far too high: the loss becomes nan
-        args["--learning-rate"] = "1e30"
+        args.update({"--learning-rate": "1e30", "--low-label": "off"})
+    elif case == "diverging_contrastive_tuning":
+        args.update({"--low-label": "on", "--contrastive-learning-rate": "1e30", "--contrastive-steps": 20})
+    elif case == "low_label_with_chunks":
+        args.update({"--low-label": "on", "--long-text": "chunks"})
+    elif case == "label_name_texts_without_the_mode":
+        args.update({"--low-label": "off", "--label-name-texts": 2})
     flags = [str(item) for pair in args.items() for item in pair]
     code, _, err = run_cli(["train", *flags])
     assert_one_line_error(code, err, fragment)

@@ -12,12 +12,12 @@ ROOT = Path(bertclf.__file__).parent
 
 # Lowest first. A module may import from its own layer (without a cycle) and from the layers below it.
 LAYERS = [
-    {"errors", "config", "option_values", "rundir", "device", "processes", "signals", "progress", "thresholds",
-     "metrics"},
+    {"errors", "config", "option_values", "option_checks", "rundir", "device", "processes", "signals", "progress",
+     "thresholds", "metrics"},
     {"data", "tokenization", "batching"},
     {"modeling"},
     {"training", "inference"},
-    {"reporting"},
+    {"reporting", "fewshot"},
     {"fitting", "prediction", "export_check"},
     {"classifier"},
     {"cli", "serving", "integrations", "batch_prediction", "__main__"},

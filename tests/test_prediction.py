@@ -66,14 +66,14 @@ def test_an_interrupted_stream_leaves_no_output(shared_run, tmp_path):
 
 
 def test_a_bad_row_in_a_later_part_is_named_by_its_row_in_the_file(shared_run, tmp_path):
-    (tmp_path / "new.jsonl").write_text("".join(json.dumps({"text": f"text {i}" if i != 23 else 5}) + "\n"
+    (tmp_path / "new.jsonl").write_text("".join(json.dumps({"text": f"text {i}" if i != 23 else True}) + "\n"
                                                 for i in range(30)))
     parts = read_parts(tmp_path / "new.jsonl", ClassifierConfig(), part_rows=10)
     assert [len(frame) for frame, _ in itertools.islice(parts, 2)] == [10, 10]
-    with pytest.raises(BertclfError, match="non-text value in row 24: 5"):
+    with pytest.raises(BertclfError, match="non-text value in row 24: True"):
         next(parts)  # the third part, rows 21 to 30
     code, _, err = run_cli(["predict", shared_run, "--input", tmp_path / "new.jsonl", "--output", tmp_path / "o.csv"])
-    assert_one_line_error(code, err, "non-text value in row 24: 5")
+    assert_one_line_error(code, err, "non-text value in row 24: True")
     assert not (tmp_path / "o.csv").exists()
 
 

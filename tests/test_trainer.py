@@ -85,6 +85,15 @@ def test_early_stopping_after_patience_evaluations(tiny_model):
     assert result.best_score == 0.7 and result.best_step == 4  # 2 steps per epoch, best after epoch 2
 
 
+def test_a_tie_on_the_metric_goes_to_the_lower_validation_loss(tiny_model):
+    config = ClassifierConfig(model=tiny_model, epochs=4, batch_size=16, metric="accuracy")
+    evaluations = iter([(1.0, 0.6), (1.0, 0.3), (1.0, 0.4), (0.9, 0.1)])  # (accuracy, loss) per epoch
+    _model, result = train(build_model(config, [0, 1]), toy_set(32), config, pad_token_id=0,
+                           loss_fn=torch.nn.functional.cross_entropy,
+                           evaluate=lambda candidate: dict(zip(("accuracy", "loss"), next(evaluations), strict=True)))
+    assert result.best_step == 4 and result.best_metrics == {"accuracy": 1.0, "loss": 0.3}  # epoch 2 of 2 steps each
+
+
 def test_eval_steps_evaluates_more_often(tiny_model):
     config = ClassifierConfig(model=tiny_model, epochs=2, batch_size=8, eval_steps=3)
     _model, result = train(build_model(config, [0, 1]), toy_set(48), config, pad_token_id=0,

@@ -140,9 +140,10 @@ class TextClassifier:
         (``save_steps``) and a SIGINT or SIGTERM stops after the current step with a checkpoint; ``resume=True``
         continues the run whose checkpoints are there, with the same options and data."""
         train, val, test = fitting.data_sources(self.config, train, labels, val, test)
-        config = fitting.resolve_options(self.config, train, val, test)
+        config, train_examples = fitting.settle_low_label(self.config, train, val, test)
+        config = fitting.resolve_options(config, train, val, test)
         fitting.check_checkpoint_dir(config, checkpoint_dir, resume)
-        prepared = fitting.prepare(config, train, val, test)
+        prepared = fitting.prepare(config, train_examples, val, test)
         encoded = fitting.encode(config, prepared)
         runs = fitting.train_seeds(config, prepared, encoded, checkpoint_dir)
         best = fitting.pick_best(runs, config.metric)

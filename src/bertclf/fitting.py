@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from accelerate.utils import set_seed
 
-from bertclf import rundir
+from bertclf import fewshot, rundir
 from bertclf.batching import EncodedTexts
 from bertclf.config import TASK_METRICS, ClassifierConfig
-from bertclf.data import DataSource, Splits, encode_labels, make_splits, training_classes
+from bertclf.data import DataSource, Examples, Splits, encode_labels, load_examples, make_splits, training_classes
 from bertclf.device import resolve_precision
 from bertclf.errors import BertclfError
 from bertclf.inference import Predictor, TorchRuntime, make_predictor, predict_and_score, thresholds_in_force
@@ -64,6 +64,20 @@ def data_sources(config: ClassifierConfig, train: DataSource | Sequence[str] | N
     if train is None:
         raise BertclfError("no training data: pass a file or DataFrame to fit() (--train on the command line)")
     return train, val if val is not None else config.val, test if test is not None else config.test
+
+
+def settle_low_label(config: ClassifierConfig, train: DataSource, val: DataSource | None,
+                     test: DataSource | None) -> tuple[ClassifierConfig, Examples]:
+    """Whether the run is in the low-label mode, by the rule on the training texts (read here, once, for the run),
+    and those texts, with the ones made from class names where the mode adds them."""
+    examples = load_examples(train, config)
+    config = fewshot.settle(config, examples, val is not None, test is not None)
+    if config.low_label != "on":
+        if config.label_name_texts:
+            raise BertclfError("--label-name-texts applies to the low-label mode, which this run is not in "
+                               "(pass --low-label on)")
+        return config, examples
+    return config, fewshot.with_label_name_texts(examples, config.label_name_texts)
 
 
 def resolve_options(config: ClassifierConfig, train: DataSource | None, val: DataSource | None,
@@ -113,7 +127,7 @@ class Prepared:
         return self.task == "multilabel"
 
 
-def prepare(config: ClassifierConfig, train: DataSource, val: DataSource | None,
+def prepare(config: ClassifierConfig, train: DataSource | Examples, val: DataSource | None,
             test: DataSource | None) -> Prepared:
     """Read and split the data, find the task and the classes, and check the options that depend on them."""
     splits = make_splits(config, train, val, test)
@@ -223,6 +237,8 @@ def _tracking(config: ClassifierConfig, checkpoint_dir: str | Path | None, seed_
 def train_seed(seed: int, config: ClassifierConfig, prepared: Prepared, encoded: Encoded,
                checkpoints: Checkpoints | None, checkpoint_dir: str | Path | None, several: bool) -> SeedRun:
     """One training run from a fresh head under ``seed``, scored on the validation and test parts."""
+    if config.low_label == "on":
+        return _low_label_seed(seed, config, prepared, encoded, several)
     multilabel, precision = prepared.multilabel, resolve_precision(config.mixed_precision)
     pad_token_id = encoded.tokenizer.pad_token_id
     if several:
@@ -259,6 +275,28 @@ def train_seed(seed: int, config: ClassifierConfig, prepared: Prepared, encoded:
     finally:
         if tracking is not None:
             tracking.finish()
+    return run
+
+
+def _low_label_seed(seed: int, config: ClassifierConfig, prepared: Prepared, encoded: Encoded,
+                    several: bool) -> SeedRun:
+    """One seed of the low-label mode (see :mod:`bertclf.fewshot`), scored as a fine-tune's seed is."""
+    if several:
+        log.info("seed %d", seed)
+    if config.report_to:
+        log.warning("warning: --report-to: the low-label mode reports nothing to experiment trackers; its scores are "
+                    "in metrics.json")
+    set_seed(seed)
+    model = build_model(config, prepared.classes, multilabel=prepared.multilabel)
+    weights = class_weights(prepared.train_labels, len(prepared.classes), config.class_weights)
+    task = fewshot.Task(prepared.classes, prepared.multilabel, encoded.tokenizer.pad_token_id,
+                        encoded.tokenizer.padding_side)
+    state = fewshot.train_low_label(model, encoded.train_set, None if prepared.splits.val_is_train else
+                                    encoded.val_set, task, config, None if weights is None else weights.numpy(), seed)
+    thresholds = np.array(list(state.best_metrics["thresholds"].values())) if prepared.multilabel else None
+    run = SeedRun(seed, model, state, thresholds)
+    if encoded.test_set is not None:
+        _score_test(run, config, prepared, encoded, None)
     return run
 
 

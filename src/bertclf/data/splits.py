@@ -111,14 +111,19 @@ def warn_about_leakage(train: Examples, others: Sequence[Examples]) -> None:
 @dataclass
 class Splits:
     train: Examples
-    val: Examples
+    val: Examples  # in the low-label mode without validation data: the training texts, scored out of fold
     test: Examples | None
 
+    @property
+    def val_is_train(self) -> bool:
+        return self.val is self.train
 
-def make_splits(config: ClassifierConfig, train: DataSource, val: DataSource | None,
+
+def make_splits(config: ClassifierConfig, train: DataSource | Examples, val: DataSource | None,
                 test: DataSource | None) -> Splits:
-    """Load the given parts and hold out the missing validation/test parts from training."""
-    train_examples = load_examples(train, config)
+    """Load the given parts (the training texts may come loaded) and hold out the missing validation/test parts from
+    training; in the low-label mode nothing is held out (see ``low_label``)."""
+    train_examples = train if isinstance(train, Examples) else load_examples(train, config)
     train_examples.name = "train"
     # Validation and test data are read as the training data turned out to be: one label or a list per text.
     config = dataclasses.replace(config, task="multilabel" if train_examples.multilabel else "multiclass")
@@ -130,7 +135,7 @@ def make_splits(config: ClassifierConfig, train: DataSource, val: DataSource | N
     held_out = {}
     fractions = {"val": config.val_size, "test": config.test_size}
     missing = [name for name in ("val", "test") if name not in given and fractions[name] > 0]
-    if "val" not in given and config.val_size == 0:
+    if "val" not in given and config.val_size == 0 and config.low_label != "on":
         raise BertclfError("no validation data: pass --val or a positive --val-size")
     remaining = 1.0
     for name in missing:
@@ -138,12 +143,15 @@ def make_splits(config: ClassifierConfig, train: DataSource, val: DataSource | N
         train_examples, held_out[name] = split_examples(train_examples, fractions[name] / remaining,
                                                         config.seed, name)
         remaining -= fractions[name]
-    splits = Splits(train_examples, given.get("val") or held_out["val"], given.get("test") or held_out.get("test"))
+    val_part = given.get("val") or held_out.get("val") or train_examples
+    splits = Splits(train_examples, val_part, given.get("test") or held_out.get("test"))
     sizes = ", ".join(
         f"{name} {len(part)}{' (held out)' if name in held_out else ''}"
         for name, part in (("train", splits.train), ("val", splits.val), ("test", splits.test))
         if part is not None
     )
-    log.info("data: %s", sizes)
-    warn_about_leakage(splits.train, [part for part in (splits.val, splits.test) if part is not None])
+    log.info("data: %s", sizes if not splits.val_is_train else sizes.replace(
+        f"val {len(splits.val)}", "val: the training texts, out of fold"))
+    warn_about_leakage(splits.train, [part for part in (splits.val, splits.test)
+                                      if part is not None and part is not splits.train])
     return splits

@@ -14,7 +14,7 @@ from bertclf.inference.export import describe_fusion, export_graphs, raise_if_un
 from bertclf.inference.opening import open_runtime
 from bertclf.inference.predictor import Predictor
 from bertclf.inference.runtimes import OnnxRuntime, Runtime, TorchRuntime, read_export_info, resolve_runtime
-from bertclf.inference.scoring import make_predictor, predict_and_score, thresholds_in_force
+from bertclf.inference.scoring import make_predictor, predict_and_score, score_probabilities, thresholds_in_force
 
 __all__ = [
     "OnnxRuntime",
@@ -29,6 +29,7 @@ __all__ = [
     "raise_if_unavailable",
     "read_export_info",
     "resolve_runtime",
+    "score_probabilities",
     "thresholds_in_force",
     "write_export_files",
 ]

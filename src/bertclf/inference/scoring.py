@@ -37,9 +37,17 @@ def predict_and_score(predictor: Predictor, dataset: EncodedTexts, classes: Sequ
     """Probabilities and scores on a labelled set; with ``tune`` (validation during training) the multilabel
     thresholds are first tuned on this very set, as they will be for the model that is kept."""
     probabilities = predictor.predict_proba(dataset.token_ids)
-    if not predictor.multilabel:
-        return probabilities, classification_metrics(dataset.labels, probabilities, classes)
-    thresholds = predictor.thresholds
+    return probabilities, score_probabilities(dataset.labels, probabilities, classes, config, predictor.multilabel,
+                                              predictor.thresholds, tune)
+
+
+def score_probabilities(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[Any],
+                        config: ClassifierConfig, multilabel: bool, thresholds: np.ndarray | None,
+                        tune: bool = False) -> dict[str, Any]:
+    """The scores of probabilities however they were made (a predictor's, or out of fold); see
+    :func:`predict_and_score` for ``tune``."""
+    if not multilabel:
+        return classification_metrics(labels, probabilities, classes)
     if tune:
-        thresholds = tune_thresholds(dataset.labels, probabilities, config.threshold_strategy, config.threshold)
-    return probabilities, multilabel_metrics(dataset.labels, probabilities, classes, thresholds, config.min_labels)
+        thresholds = tune_thresholds(labels, probabilities, config.threshold_strategy, config.threshold)
+    return multilabel_metrics(labels, probabilities, classes, thresholds, config.min_labels)

@@ -133,11 +133,14 @@ def sentence_pooling(name: str) -> str | None:
 
 
 def resolve_pooling(config: ClassifierConfig) -> str:
-    """``pooling='auto'`` made concrete (see the option's help): 'cls', or with a frozen encoder the pooling a
-    sentence-transformers encoder was trained with. The network's shape depends on it, so :func:`build_model`
-    and :func:`load_model` resolve it, and a run directory saves it resolved."""
+    """``pooling='auto'`` made concrete (see the option's help): 'cls', or in the low-label mode or with a frozen
+    encoder the pooling a sentence-transformers encoder was trained with (else 'mean' in the low-label mode). The
+    network's shape depends on it, so :func:`build_model` and :func:`load_model` resolve it, and a run directory
+    saves it resolved."""
     if config.pooling != "auto":
         return config.pooling
+    if config.low_label == "on":  # contrastive tuning compares whole-text vectors: the encoder's own, else the mean
+        return sentence_pooling(config.model) or "mean"
     if config.freeze_encoder and sentence_pooling(config.model) == "mean":
         log.info("pooling: mean, as %s makes its sentence vectors; frozen, its first token is no summary of a text",
                  config.model)

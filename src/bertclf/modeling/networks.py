@@ -29,7 +29,8 @@ from bertclf.rundir import HEAD_WEIGHTS
 
 def uses_native_head(config: ClassifierConfig) -> bool:
     """Whether the network is the architecture's own ``AutoModelForSequenceClassification``."""
-    return config.pooling == "cls" and config.head == "linear" and config.long_text != "chunks"
+    return config.pooling == "cls" and config.head == "linear" and config.long_text != "chunks" \
+        and config.low_label != "on"
 
 
 def last_real_token(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -102,10 +103,12 @@ class PooledClassifier(nn.Module):
     """
 
     def __init__(self, encoder: PreTrainedModel, num_labels: int, pooling: str, head: str,
-                 head_hidden_size: int | None, head_dropout: float, chunk_pooling: str | None = None):
+                 head_hidden_size: int | None, head_dropout: float, chunk_pooling: str | None = None,
+                 unit_length: bool = False):
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
+        self.unit_length = unit_length  # the low-label mode's vectors: compared by cosine, its head fitted on them
         # The pooling reads the last hidden states, never the encoder's own pooler: frozen, it is left out of the
         # optimizer, and several processes (DistributedDataParallel) do not wait for gradients it never gets.
         pooler = getattr(encoder, "pooler", None)
@@ -126,7 +129,11 @@ class PooledClassifier(nn.Module):
         return SequenceClassifierOutput(logits=self.head(pooled))
 
     def row_vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """One vector per row (a text, or a window of a chunked text)."""
+        """One vector per row (a text, or a window of a chunked text), of unit length where the network says so."""
+        vectors = self._pooled(input_ids, attention_mask)
+        return nn.functional.normalize(vectors, dim=-1) if self.unit_length else vectors
+
+    def _pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling != "cls":
             if hidden.shape[1] != attention_mask.shape[1]:  # Funnel's base model pools the sequence as it goes
@@ -166,7 +173,8 @@ def build_model(config: ClassifierConfig, classes: Sequence[Any], multilabel: bo
 
 def _pooled_classifier(encoder: PreTrainedModel, num_labels: int, config: ClassifierConfig) -> PooledClassifier:
     return PooledClassifier(encoder, num_labels, config.pooling, config.head, config.head_hidden_size,
-                            config.head_dropout, config.chunk_pooling if config.long_text == "chunks" else None)
+                            config.head_dropout, config.chunk_pooling if config.long_text == "chunks" else None,
+                            unit_length=config.low_label == "on")
 
 
 def vocabulary_rows(model: nn.Module) -> int:

@@ -370,7 +370,10 @@ def _evaluate_and_track_best(loop: Loop, state: TrainState, evaluate: EvaluateFn
     seconds, config = loop.seconds(), loop.config
     metrics = evaluate(loop.accelerator.unwrap_model(loop.model))
     score = metrics[config.metric]
-    improved = is_better(score, state.best_score, config.metric)
+    # a tie on the metric goes to the lower validation loss: a few validation texts scored perfectly early on must
+    # not keep an almost untrained model
+    improved = is_better(score, state.best_score, config.metric) or (
+        score == state.best_score and metrics["loss"] < state.best_metrics["loss"])
     steps_per_epoch = loop.steps_per_epoch
     state.history.append({"step": state.step, "epoch": round(state.step / steps_per_epoch, 2),
                           "train_loss": state.mean_epoch_loss, **_scalars(metrics)})
