@@ -63,7 +63,7 @@ def test_a_multilabel_text_drawn_for_two_labels_is_in_the_batch_once():
         assert len(set(rows.tolist())) == len(rows)
 
 
-@pytest.mark.parametrize(("texts", "requested", "steps"), [(4, None, 40), (100, None, 300), (5000, None, 1000),
+@pytest.mark.parametrize(("texts", "requested", "steps"), [(4, None, 20), (100, None, 200), (5000, None, 1000),
                                                            (16, 7, 7), (16, 0, 0)])
 def test_the_steps_grow_with_the_texts_within_a_floor_and_a_cap(texts, requested, steps):
     assert tuning_steps(texts, requested) == steps

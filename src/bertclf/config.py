@@ -185,7 +185,7 @@ class ClassifierConfig:
                             "there is no test part.", choices=("auto", "on", "off"), group="low labels")
     contrastive_steps: int | None = option(None, "Low-label mode: optimizer steps of contrastive tuning, each on one "
                                            "batch of --batch-size texts drawn a few from each of several classes "
-                                           "(default: 3 per training text, from 40 to 1000; 0 skips the tuning).",
+                                           "(default: 2 per training text, from 20 to 1000; 0 skips the tuning).",
                                            group="low labels")
     contrastive_learning_rate: float = option(2e-5, "Low-label mode: peak learning rate of the contrastive tuning "
                                               "(AdamW; warmup over a tenth of the steps, then linear decay).",

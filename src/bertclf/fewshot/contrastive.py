@@ -23,6 +23,7 @@ from bertclf.progress import Progress
 log = logging.getLogger("bertclf")
 
 WARMUP_SHARE = 0.1
+LENGTH_GROUP = 8  # texts per forward pass within a batch
 LOG_POINTS = 10
 
 
@@ -34,6 +35,22 @@ def pair_loss(vectors: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     pairs = torch.triu(torch.ones_like(errors, dtype=torch.bool), diagonal=1)
     parts = [errors[pairs & kind].mean() for kind in (targets > 0.5, targets < 0.5) if (pairs & kind).any()]
     return torch.stack(parts).mean()
+
+
+def batch_vectors(network: PooledClassifier, rows: list[list[int]], pad_token_id: int, padding_side: str,
+                  device: torch.device) -> torch.Tensor:
+    """The vectors of a batch's texts, in its order, computed a few texts of like length at a time: the texts of a
+    contrastive batch are drawn without regard to length, and padding them all to the longest costs more than the
+    texts themselves."""
+    order = sorted(range(len(rows)), key=lambda row: len(rows[row]))
+    parts = []
+    for start in range(0, len(order), LENGTH_GROUP):
+        group = [rows[row] for row in order[start:start + LENGTH_GROUP]]
+        input_ids, attention_mask = (torch.from_numpy(part).to(device) for part in pad(group, pad_token_id,
+                                                                                        padding_side))
+        parts.append(network.row_vectors(input_ids, attention_mask))
+    vectors = torch.cat(parts)
+    return vectors[torch.as_tensor(order, device=device).argsort()]
 
 
 def _finite_loss(losses: list[torch.Tensor], step: int, config: ClassifierConfig) -> float:
@@ -50,8 +67,9 @@ def tune_encoder(model: PooledClassifier, token_ids: list[list[int]], matrix: np
     """Tune ``model``'s encoder in place for ``steps`` batches of :func:`balanced_batches`; returns the training log
     (the mean loss and learning rate at ``LOG_POINTS`` steps) and the texts trained on."""
     accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
+    # fused: one update for all parameters (per-tensor updates take a large share of a small step on a CPU)
     optimizer = torch.optim.AdamW(model.encoder.parameters(), lr=config.contrastive_learning_rate,
-                                  weight_decay=config.weight_decay)
+                                  weight_decay=config.weight_decay, fused=accelerator.device.type in ("cpu", "cuda"))
     scheduler = get_scheduler("linear", optimizer, num_warmup_steps=round(WARMUP_SHARE * steps),
                               num_training_steps=steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -63,11 +81,10 @@ def tune_encoder(model: PooledClassifier, token_ids: list[list[int]], matrix: np
     network.train()
     for step in range(1, steps + 1):
         rows = next(batches)
-        input_ids, attention_mask = (torch.from_numpy(part).to(accelerator.device) for part in
-                                     pad([token_ids[row] for row in rows], pad_token_id, padding_side))
         with accelerator.autocast():
-            loss = pair_loss(network.row_vectors(input_ids, attention_mask),
-                             targets[rows][:, rows].to(accelerator.device))
+            vectors = batch_vectors(network, [token_ids[row] for row in rows], pad_token_id, padding_side,
+                                    accelerator.device)
+            loss = pair_loss(vectors, targets[rows][:, rows].to(accelerator.device))
         accelerator.backward(loss)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(network.encoder.parameters(), config.max_grad_norm)

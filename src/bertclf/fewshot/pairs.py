@@ -10,7 +10,7 @@ import numpy as np
 
 # Texts drawn from a class per batch, at least: fewer would give a batch few alike pairs.
 MIN_PER_CLASS = 4
-STEPS_PER_TEXT, MIN_STEPS, MAX_STEPS = 3, 40, 1000
+STEPS_PER_TEXT, MIN_STEPS, MAX_STEPS = 2, 20, 1000
 
 
 def label_matrix(labels: np.ndarray, num_classes: int) -> np.ndarray:
