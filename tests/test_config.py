@@ -112,3 +112,9 @@ def test_numbers_at_the_edges_of_their_ranges_are_taken():
     assert ClassifierConfig(seed=0, seeds="4294967294,4294967295").seed_list() == [4294967294, 4294967295]
     assert ClassifierConfig(epochs="9007199254740993").epochs == 9007199254740993  # exactly: a float rounds it
     assert ClassifierConfig(learning_rate=1e30).learning_rate == 1e30  # finite: a diverging loss stops the run
+
+
+@pytest.mark.parametrize(("written", "mode"), [("off", "off"), ("on", "on"), ("'on'", "on"), ("auto", "auto")])
+def test_an_unquoted_on_or_off_in_a_yaml_file_is_the_choice_not_a_boolean(tmp_path, written, mode):
+    (tmp_path / "run.yaml").write_text(f"low_label: {written}\n")
+    assert ClassifierConfig.from_file(tmp_path / "run.yaml").low_label == mode

@@ -62,6 +62,8 @@ def coerce(spec: dataclasses.Field, annotation: Any, value: Any) -> Any:
         return value
     if target in (int, float):
         return _to_number(spec.name, value, target)
+    if isinstance(value, bool) and {"on", "off"} <= set(spec.metadata.get("choices") or ()):
+        return "on" if value else "off"  # YAML reads an unquoted on/off as true/false
     return str(value)
 
 
