@@ -4,7 +4,6 @@ batch counts (a batch of n texts holds n(n-1)/2 pairs), not a fixed list of pair
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
@@ -19,8 +18,6 @@ from bertclf.errors import BertclfError
 from bertclf.fewshot.pairs import balanced_batches, pair_targets
 from bertclf.modeling import PooledClassifier
 from bertclf.progress import Progress
-
-log = logging.getLogger("bertclf")
 
 WARMUP_SHARE = 0.1
 LENGTH_GROUP = 8  # texts per forward pass within a batch
@@ -74,23 +71,24 @@ def tune_encoder(model: PooledClassifier, token_ids: list[list[int]], matrix: np
                               num_training_steps=steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     network = accelerator.unwrap_model(model)
-    targets = torch.from_numpy(pair_targets(matrix))
     batches = balanced_batches(matrix, config.batch_size, seed)
     progress = Progress("contrastive tuning", None, enabled=accelerator.is_local_main_process)  # texts, as trained
     history, interval, trained = [], [], 0
     network.train()
     for step in range(1, steps + 1):
         rows = next(batches)
+        # every pair of the batch's texts against its target, then one optimizer step
         with accelerator.autocast():
             vectors = batch_vectors(network, [token_ids[row] for row in rows], pad_token_id, padding_side,
                                     accelerator.device)
-            loss = pair_loss(vectors, targets[rows][:, rows].to(accelerator.device))
+            loss = pair_loss(vectors, torch.from_numpy(pair_targets(matrix[rows])).to(accelerator.device))
         accelerator.backward(loss)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(network.encoder.parameters(), config.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        # count and log (reading the loss waits for the device, so at log points only)
         interval.append(loss.detach())
         progress.update(len(rows))
         trained += len(rows)
