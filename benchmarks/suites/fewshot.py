@@ -139,9 +139,10 @@ def run_setfit(job: dict[str, Any], job_path: Path) -> dict[str, Any]:
     job_path.write_text(json.dumps(job, default=str))
     log_path = job_path.with_suffix(".log")
     with log_path.open("w") as log:
+        # in the job's folder: SetFit's Trainer writes its checkpoints under the working directory
         finished = subprocess.run([str(setfit_python()), str(ROOT / "benchmarks" / "setfit_job.py"), str(job_path)],
-                                  stdout=log, stderr=subprocess.STDOUT, env={"HF_HUB_OFFLINE": "1",
-                                                                             "PATH": "/usr/bin:/bin"})
+                                  stdout=log, stderr=subprocess.STDOUT, cwd=job_path.parent,
+                                  env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
     if finished.returncode != 0:
         raise RuntimeError(f"SetFit job {job_path.name} failed:\n" + "\n".join(log_path.read_text().splitlines()[-15:]))
     return json.loads(job_path.with_suffix(".result.json").read_text())
