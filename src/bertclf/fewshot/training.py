@@ -50,12 +50,11 @@ def train_low_label(model: PooledClassifier, train_set: EncodedTexts, val_set: E
     seconds = time.perf_counter() - started
     # score it: on the validation texts, or out of fold on the training texts
     if val_set is None:
-        scored_labels = train_set.labels
         scored = out_of_fold_probabilities(vectors, train_set.labels, classes, weights, seed)
     else:
-        scored_labels = val_set.labels
         scored = probabilities(_vectors(model, val_set, task, config), weight, bias, task.multilabel)
-    metrics = score_probabilities(scored_labels, scored, task.classes, config, task.multilabel, None, tune=True)
+    scored_set = train_set if val_set is None else val_set
+    metrics = score_probabilities(scored_set.labels, scored, task.classes, config, task.multilabel, None, tune=True)
     scalars = {name: value for name, value in metrics.items() if isinstance(value, (int, float))}
     return TrainState(step=steps, best_step=steps, best_score=metrics[config.metric], best_metrics=metrics,
                       history=[{"step": steps, **scalars}], log=history, train_seconds=seconds,
