@@ -278,3 +278,13 @@ def test_the_command_line_trains_a_low_label_run_that_predict_export_and_report_
 def test_the_low_label_mode_on_the_command_line_refuses_chunks_in_one_line(tmp_path):
     code, _, err = run_cli(["train", "--train", tmp_path / "none.csv", "--low-label", "on", "--long-text", "chunks"])
     assert_one_line_error(code, err, "does not take --long-text chunks")
+
+
+@pytest.mark.slow
+def test_the_packaged_encoder_learns_topics_from_eight_texts_per_class(packaged_model_path):
+    """End to end on the real all-MiniLM-L6-v2: the default on 8 texts per class is the low-label mode, and it
+    labels unseen texts of the same topics well."""
+    classifier = TextClassifier(model=packaged_model_path, seed=0).fit(make_texts(24, seed=1))
+    test = make_texts(60, seed=9)
+    assert classifier.config_.low_label == "on"
+    assert np.mean(np.array(classifier.predict(test["text"].tolist())) == test["label"].to_numpy()) >= 0.9
