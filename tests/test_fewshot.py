@@ -262,6 +262,7 @@ def test_the_command_line_trains_a_low_label_run_that_predict_export_and_report_
                             *tiny_flags({"model": tiny_model, "batch_size": 8, "contrastive_steps": 6})])
     assert code == 0, err
     assert "low-label mode" in err and (run / "report.html").is_file()
+    assert "data: train 30, val: the training texts, out of fold" in err  # 24 texts and 2 from each class name
     assert json.loads((run / "metrics.json").read_text())["training"]["best_step"] == 6
     code, _, err = run_cli(["predict", run, "--input", tmp_path / "new.csv", "--output", tmp_path / "p.csv"])
     assert code == 0, err

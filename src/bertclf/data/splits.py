@@ -145,13 +145,14 @@ def make_splits(config: ClassifierConfig, train: DataSource | Examples, val: Dat
         remaining -= fractions[name]
     val_part = given.get("val") or held_out.get("val") or train_examples
     splits = Splits(train_examples, val_part, given.get("test") or held_out.get("test"))
-    sizes = ", ".join(
-        f"{name} {len(part)}{' (held out)' if name in held_out else ''}"
-        for name, part in (("train", splits.train), ("val", splits.val), ("test", splits.test))
-        if part is not None
-    )
-    log.info("data: %s", sizes if not splits.val_is_train else sizes.replace(
-        f"val {len(splits.val)}", "val: the training texts, out of fold"))
+    def size(name: str, part: Examples) -> str:
+        if name == "val" and splits.val_is_train:
+            return "val: the training texts, out of fold"
+        return f"{name} {len(part)}{' (held out)' if name in held_out else ''}"
+
+    log.info("data: %s", ", ".join(size(name, part) for name, part in
+                                   (("train", splits.train), ("val", splits.val), ("test", splits.test))
+                                   if part is not None))
     warn_about_leakage(splits.train, [part for part in (splits.val, splits.test)
                                       if part is not None and part is not splits.train])
     return splits

@@ -256,7 +256,6 @@ def _set_peak_rates(scheduler: torch.optim.lr_scheduler.LambdaLR, peaks: list[fl
     scheduler.base_lrs = list(peaks)
     for group, peak, factor in zip(scheduler.optimizer.param_groups, peaks, scheduler.lr_lambdas, strict=True):
         group["initial_lr"], group["lr"] = peak, peak * factor(scheduler.last_epoch)
-    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
 
 
 def _batches(loop: Loop, state: TrainState) -> Iterator[dict[str, torch.Tensor]]:
