@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.special import expit, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -55,12 +56,9 @@ def _binary_layer(vectors: np.ndarray, positive: np.ndarray, weight: float | Non
 
 
 def probabilities(vectors: np.ndarray, weight: np.ndarray, bias: np.ndarray, multilabel: bool) -> np.ndarray:
+    """What the linear layer's logits give: each label's sigmoid (multilabel), or the softmax over the classes."""
     logits = vectors @ weight.T + bias
-    if multilabel:
-        return 1.0 / (1.0 + np.exp(-logits))
-    logits -= logits.max(axis=1, keepdims=True)
-    exponentials = np.exp(logits)
-    return exponentials / exponentials.sum(axis=1, keepdims=True)
+    return expit(logits) if multilabel else softmax(logits, axis=1)
 
 
 def out_of_fold_probabilities(vectors: np.ndarray, labels: np.ndarray, num_classes: int,
