@@ -690,11 +690,14 @@ def suite_header(suite: str, results: dict[str, Any]) -> list[str]:
 
 # --- the fewshot suite ---------------------------------------------------------------------------------------
 
+CROSSOVER_FROM = 64  # texts per class from which the fewshot suite weighs the rule's choice of mode
 FEWSHOT_METHODS = {"setfit": "SetFit (defaults)", "bertclf": "bertclf (default)", "fine-tune": "`--low-label off`",
-                   "frozen-lr": "frozen + LR", "tfidf": "TF-IDF + LR"}
+                   "low-label": "`--low-label on`", "frozen-lr": "frozen + LR", "tfidf": "TF-IDF + LR"}
 
 
-def _fewshot_cell(figures: dict[str, Any]) -> str:
+def _fewshot_cell(figures: dict[str, Any] | None) -> str:
+    if figures is None:
+        return "not run"
     return f"{figures['mean']:.3f} ± {figures['std']:.3f} ({figures['mean_train_seconds']:.0f} s)"
 
 
@@ -710,6 +713,22 @@ def fewshot_verdict(cell: dict[str, Any]) -> str:
     return f"{margin:+.3f}: {standing}; time {time_ratio:.2f}x ({_met(time_ratio <= 2.0)})"
 
 
+def crossover_verdict(cell: dict[str, Any]) -> str:
+    """The mode bertclf's rule chose against the better of the low-label mode and the fine-tune: the choice must
+    not be worse by more than one standard deviation (the larger of the two). bertclf's default is the low-label
+    mode itself where the rule chose it."""
+    methods = cell["methods"]
+    chosen = "low-label" if set(cell["low_label"]) == {"on"} else "fine-tune"
+    scores = {"low-label": methods.get("low-label"), "fine-tune": methods.get("fine-tune")}
+    scores[chosen] = methods["bertclf"]
+    if None in scores.values():
+        return "n/a"
+    other = "fine-tune" if chosen == "low-label" else "low-label"
+    margin = scores[chosen]["mean"] - scores[other]["mean"]
+    spread = max(scores[chosen]["std"], scores[other]["std"])
+    return f"{chosen} chosen, {margin:+.3f} vs {other} ({_met(margin >= -spread)})"
+
+
 def fewshot_section(figures: dict[str, Any]) -> list[str]:
     """``fewshot``: a table per size of the training set, a row per dataset, each method's score and time."""
     lines = ["## Suite `fewshot`", ""]
@@ -720,20 +739,36 @@ def fewshot_section(figures: dict[str, Any]) -> list[str]:
     lines += ["", "The embedded all-MiniLM-L6-v2 for every method; 3 draws of the training texts per cell (the draw "
               "is also each method's seed); mean ± standard deviation of the test score over the draws, and the "
               "mean training time. No method sees any other labelled text (the fine-tune validates on its own few "
-              "texts). bertclf's default is whatever its rule chooses (the low-label mode at these sizes).", ""]
+              "texts). bertclf's default is whatever its rule chooses (the low-label mode up to 64 texts per class, "
+              "the fine-tune above); `--low-label on` is the mode forced, run where the rule does not choose it. "
+              "*crossover*: the rule's choice against the better of the two (at most one standard deviation worse "
+              "to be met). SetFit runs with its defaults unless the cell names `num_iterations` (see the suite's "
+              "docstring).", ""]
     lines += [f"- {name}: {description}" for name, description in figures["descriptions"].items()]
     sizes = sorted({int(size) for cells in figures["cells"].values() for size in cells})
     for size in sizes:
         lines += ["", f"### {size} texts per class", "",
                   "| dataset (metric, test texts) | " + " | ".join(FEWSHOT_METHODS.values()) + " | bertclf vs SetFit "
-                  "| run |", "|---" * (len(FEWSHOT_METHODS) + 3) + "|"]
+                  "| crossover | run |", "|---" * (len(FEWSHOT_METHODS) + 4) + "|"]
+        notes = []
         for name, cells in figures["cells"].items():
             if str(size) not in cells:
                 continue
             cell = cells[str(size)]
-            row = " | ".join(_fewshot_cell(cell["methods"][method]) for method in FEWSHOT_METHODS)
+            row = " | ".join(_fewshot_cell(cell["methods"].get(method)) for method in FEWSHOT_METHODS)
+            versus = fewshot_verdict(cell) if "setfit" in cell["methods"] else "n/a"
+            if cell.get("setfit_iterations"):
+                versus += f" (SetFit at num_iterations={cell['setfit_iterations']})"
+            crossover = crossover_verdict(cell) if size >= CROSSOVER_FROM else "n/a"
+            runs = sorted(set(cell["runs"].values())) if "runs" in cell else [cell["run"]]
             lines.append(f"| {name} ({METRIC_NAMES[cell['metric']]}, {cell['test_texts']}) | {row} "
-                         f"| {fewshot_verdict(cell)} | {cell['run']} |")
+                         f"| {versus} | {crossover} | {', '.join(map(str, runs))} |")
+            if len(runs) > 1:
+                by_run = {run: [label for method, label in FEWSHOT_METHODS.items() if cell["runs"].get(method) == run]
+                          for run in runs}
+                notes.append(f"- {name}: " + "; ".join(f"{', '.join(methods)} from run {run}"
+                                                        for run, methods in by_run.items()))
+        lines += ["", *notes] if notes else []
     return [*lines, ""]
 
 

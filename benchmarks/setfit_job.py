@@ -3,7 +3,8 @@
     benchmarks/work/setfit-venv/bin/python benchmarks/setfit_job.py JOB.json
 
 The job names the model folder, the training and test CSV files (text, label; a multilabel label is a JSON list)
-and the seed. SetFit runs with its defaults: ``TrainingArguments()`` and ``Trainer``, a logistic-regression head,
+and the seed. SetFit runs with its defaults: ``TrainingArguments()`` (``num_iterations`` where the job names one)
+and ``Trainer``, a logistic-regression head,
 one-vs-rest for multilabel data (SetFit's own way for several labels). It writes the test texts' predictions
 as decisions (a class name, or for multilabel a list of label names) and the training time to ``JOB.result.json``.
 """
@@ -31,7 +32,8 @@ def main(job_path: str) -> None:
         labels = [classes.index(str(label)) for label in train["label"]]
         model = SetFitModel.from_pretrained(job["model"])
     data = Dataset.from_dict({"text": train["text"].tolist(), "label": labels})
-    trainer = Trainer(model=model, args=TrainingArguments(seed=job["seed"]), train_dataset=data)
+    arguments = TrainingArguments(seed=job["seed"], num_iterations=job.get("num_iterations"))
+    trainer = Trainer(model=model, args=arguments, train_dataset=data)
     started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - started

@@ -48,7 +48,8 @@ def tiny_options(tiny_model) -> Mapping:
     learns them all for any). These tests fine-tune: so few texts per class would otherwise get the low-label mode
     (tests/test_fewshot.py tests that)."""
     return MappingProxyType({"model": tiny_model, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3,
-                             "head_learning_rate": 1e-2, "warmup_ratio": 0.0, "seed": 11, "low_label": "off"})
+                             "head_learning_rate": 1e-2, "warmup_ratio": 0.0, "seed": 11, "low_label": "off",
+                             "min_steps": 0})
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def shared_run(tmp_path_factory, tiny_model) -> Path:
     works on its own copy."""
     folder = tmp_path_factory.mktemp("shared")
     make_texts(90, seed=1).to_csv(folder / "train.csv", index=False)
-    options = {"model": tiny_model, "epochs": 1, "batch_size": 8, "seed": 7, "low_label": "off",
+    options = {"model": tiny_model, "epochs": 1, "batch_size": 8, "seed": 7, "low_label": "off", "min_steps": 0,
                "output": folder / "run"}
     code, _, err = run_cli(["-q", "train", "--train", folder / "train.csv", *tiny_flags(options)])
     assert code == 0, err

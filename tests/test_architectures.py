@@ -90,7 +90,8 @@ def tokenizer(packaged_model_path):
 
 def quick_options(model: str) -> dict:
     return {"model": model, "epochs": 1, "batch_size": 8, "max_length": 32, "seed": 3, "learning_rate": 5e-3,
-            "warmup_ratio": 0.0, "test_size": 0, "low_label": "off"}  # the fine-tune's features, on few texts
+            "warmup_ratio": 0.0, "test_size": 0, "low_label": "off",
+            "min_steps": 0}  # the fine-tune's features, on few texts, in one short epoch
 
 
 # --- item 20: the last-layer shortcut, padding side and layer decay on other architectures -----------------------

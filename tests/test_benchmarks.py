@@ -376,6 +376,48 @@ def test_the_fewshot_verdict_weighs_bertclf_against_setfit_by_the_larger_spread_
                                                     for line in lines)
 
 
+@pytest.mark.parametrize(("modes", "fine_tune", "low_label", "verdict"), [
+    (["on"] * 3, (0.62, 0.02), None, "low-label chosen, +0.080 vs fine-tune (met)"),  # the default is the mode
+    (["off"] * 3, None, (0.72, 0.01), "fine-tune chosen, -0.020 vs low-label (MISSED)"),  # worse by > 1 std
+    (["off"] * 3, None, (0.69, 0.03), "fine-tune chosen, +0.010 vs low-label (met)"),
+    (["off"] * 3, None, None, "n/a")])
+def test_the_crossover_verdict_weighs_the_rules_choice_against_the_other_mode(modes, fine_tune, low_label, verdict):
+    from benchmarks.markdown import crossover_verdict, fewshot_section
+
+    cell = _fewshot_cell((0.70, 0.005, 20.0), (0.66, 0.03, 10.0))
+    del cell["methods"]["fine-tune"], cell["methods"]["setfit"]
+    for name, figures in (("fine-tune", fine_tune), ("low-label", low_label)):
+        if figures is not None:
+            cell["methods"][name] = {"mean": figures[0], "std": figures[1], "mean_train_seconds": 1.0}
+    cell["low_label"] = modes
+    assert crossover_verdict(cell) == verdict
+    machine = {"cpu": "cpu", "cores": 2, "bertclf": "0.1.0"}
+    lines = fewshot_section({"runs": [{"command": "c", "minutes": 3, "date": "d", "machine": machine}],
+                             "descriptions": {"sst2": "SST-2"}, "cells": {"sst2": {"128": cell}}})
+    row = next(line for line in lines if line.startswith("| sst2 (accuracy, 500) |"))
+    assert verdict in row and "| not run |" in row  # SetFit's column
+
+
+def test_a_run_of_some_fewshot_methods_replaces_their_figures_and_keeps_the_others():
+    from benchmarks.markdown import fewshot_section
+    from benchmarks.suites.fewshot import merged
+
+    old = {**_fewshot_cell((0.70, 0.01, 20.0), (0.66, 0.03, 10.0)), "low_label": ["on"] * 3}  # one run's cell
+    new = {"metric": "accuracy", "test_texts": 500, "low_label": [], "setfit_iterations": None,
+           "methods": {"fine-tune": {"mean": 0.6, "std": 0.01, "mean_train_seconds": 9.0},
+                       "low-label": {"mean": 0.7, "std": 0.01, "mean_train_seconds": 9.0}}}
+    cell = merged(old, new, 3)
+    assert cell["methods"]["fine-tune"]["mean"] == 0.6 and cell["methods"]["setfit"] == old["methods"]["setfit"]
+    assert cell["runs"] == {"bertclf": 0, "setfit": 0, "fine-tune": 3, "frozen-lr": 0, "tfidf": 0, "low-label": 3}
+    assert cell["low_label"] == ["on"] * 3 and "run" not in cell  # bertclf's mode follows the run that measured it
+    machine = {"cpu": "cpu", "cores": 2, "bertclf": "0.1.0"}
+    lines = fewshot_section({"runs": [{"command": "c", "minutes": 3, "date": "d", "machine": machine}] * 4,
+                             "descriptions": {"sst2": "SST-2"}, "cells": {"sst2": {"64": cell}}})
+    assert any(line.endswith("| 0, 3 |") for line in lines)
+    assert "- sst2: SetFit (defaults), bertclf (default), frozen + LR, TF-IDF + LR from run 0; `--low-label off`, " \
+        "`--low-label on` from run 3" in lines
+
+
 def test_a_fewshot_draw_takes_the_texts_per_class_and_follows_its_seed():
     import pandas as pd
 

@@ -36,7 +36,7 @@ def test_the_fingerprint_follows_the_texts_and_labels():
 
 
 def test_a_checkpoint_of_other_data_is_refused(tiny_model, tmp_path):
-    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8)
+    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8, min_steps=0)
     model = build_model(config, [0, 1])
     Checkpoints(tmp_path, config, "before").save(Accelerator(), TrainState(step=1).to_dict())
     with pytest.raises(BertclfError, match="training data differ"):
@@ -46,7 +46,7 @@ def test_a_checkpoint_of_other_data_is_refused(tiny_model, tmp_path):
 
 
 def test_a_corrupt_training_state_is_one_error(tiny_model, tmp_path):
-    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8)
+    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8, min_steps=0)
     train_set = toy_set(16)
     Checkpoints(tmp_path, config, fingerprint(train_set)).save(Accelerator(), {"step": 1, "unknown": 2})
     with pytest.raises(BertclfError, match="is corrupt"):
@@ -57,7 +57,7 @@ def test_a_corrupt_training_state_is_one_error(tiny_model, tmp_path):
 
 def _finished_run(tiny_model, folder):
     """Train 4 steps with a checkpoint after each; returns how to train again on the same data, resuming."""
-    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8, save_steps=1, seed=3)
+    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8, save_steps=1, seed=3, min_steps=0)
     train_set = toy_set(32)
 
     def again():

@@ -49,8 +49,9 @@ def test_tracker_files_belong_in_the_run_only_without_a_tracking_dir(tmp_path):
 
 
 def test_the_token_budget_is_chosen_or_capped_at_the_model_limit():
-    counts = [10] * 97 + [100] * 3  # 95% of the texts fit in 10 tokens
+    counts = [10] * 970 + [100] * 30  # 95% of the texts fit in 10 tokens
     assert fitting.choose_token_budget("auto", counts, 512) == 16
+    assert fitting.choose_token_budget("auto", counts[::10], 512) == 128  # 100 texts: all of them, at least 128
     assert fitting.choose_token_budget(1024, counts, 512) == 512
     assert fitting.choose_token_budget(64, counts, 512) == 64
 

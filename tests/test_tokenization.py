@@ -88,11 +88,18 @@ def test_impossible_stride_or_head_tokens_are_named(tokenizer):
 
 
 def test_auto_max_length_covers_95_percent_in_multiples_of_8():
-    counts = list(range(1, 101))  # the 95% quantile is 96 ("higher" method)
+    counts = [count % 100 + 1 for count in range(1000)]  # the 95% quantile is 96 ("higher" method)
     assert choose_max_length(counts, 512) == 96
-    assert choose_max_length([3] * 50, 512) == 8
-    assert choose_max_length([1000] * 10, 512) == 512
-    assert choose_max_length([97] * 20, 512) == 104
+    assert choose_max_length([3] * 1000, 512) == 8
+    assert choose_max_length([1000] * 1000, 512) == 512
+    assert choose_max_length([97] * 1000, 512) == 104
+
+
+def test_auto_max_length_on_few_texts_covers_them_all_and_at_least_128_tokens():
+    assert choose_max_length(list(range(1, 101)), 512) == 128  # 100 texts: not the 95% quantile (96)
+    assert choose_max_length([20] * 998 + [300], 512) == 304  # 999 texts: the longest, not the 95% quantile
+    assert choose_max_length([3] * 16, 512) == 128
+    assert choose_max_length([3] * 16, 64) == 64  # the model's limit still caps it
 
 
 def test_model_limit_reads_positions_and_tokenizer(tokenizer):

@@ -55,8 +55,8 @@ def accuracy_of(model, dataset):
 
 
 def test_training_learns_and_keeps_the_best_evaluation(tiny_model):
-    config = ClassifierConfig(model=tiny_model, epochs=8, batch_size=8, learning_rate=3e-3, head_learning_rate=3e-3,
-                              warmup_ratio=0.0, metric="accuracy", seed=1)
+    config = ClassifierConfig(model=tiny_model, min_steps=0, epochs=8, batch_size=8, learning_rate=3e-3,
+                              head_learning_rate=3e-3, warmup_ratio=0.0, metric="accuracy", seed=1)
     torch.manual_seed(1)
     model = build_model(config, [0, 1])
     train_set, val_set = toy_set(160, seed=1), toy_set(40, seed=2)
@@ -75,7 +75,7 @@ def test_training_learns_and_keeps_the_best_evaluation(tiny_model):
 
 
 def test_early_stopping_after_patience_evaluations(tiny_model):
-    config = ClassifierConfig(model=tiny_model, epochs=10, batch_size=16, patience=2, metric="accuracy")
+    config = ClassifierConfig(model=tiny_model, min_steps=0, epochs=10, batch_size=16, patience=2, metric="accuracy")
     scores = iter([0.5, 0.7, 0.6, 0.65, 0.9, 0.9])
     _model, result = train(build_model(config, [0, 1]), toy_set(32), config, pad_token_id=0,
                           loss_fn=torch.nn.functional.cross_entropy,
@@ -86,7 +86,7 @@ def test_early_stopping_after_patience_evaluations(tiny_model):
 
 
 def test_a_tie_on_the_metric_goes_to_the_lower_validation_loss(tiny_model):
-    config = ClassifierConfig(model=tiny_model, epochs=4, batch_size=16, metric="accuracy")
+    config = ClassifierConfig(model=tiny_model, min_steps=0, epochs=4, batch_size=16, metric="accuracy")
     evaluations = iter([(1.0, 0.6), (1.0, 0.3), (1.0, 0.4), (0.9, 0.1)])  # (accuracy, loss) per epoch
     _model, result = train(build_model(config, [0, 1]), toy_set(32), config, pad_token_id=0,
                            loss_fn=torch.nn.functional.cross_entropy,
@@ -95,15 +95,62 @@ def test_a_tie_on_the_metric_goes_to_the_lower_validation_loss(tiny_model):
 
 
 def test_eval_steps_evaluates_more_often(tiny_model):
-    config = ClassifierConfig(model=tiny_model, epochs=2, batch_size=8, eval_steps=3)
+    config = ClassifierConfig(model=tiny_model, min_steps=0, epochs=2, batch_size=8, eval_steps=3)
     _model, result = train(build_model(config, [0, 1]), toy_set(48), config, pad_token_id=0,
                           loss_fn=torch.nn.functional.cross_entropy,
                           evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0})
     assert [entry["step"] for entry in result.history] == [3, 6, 9, 12]
 
 
+def test_small_data_trains_for_min_steps_with_at_most_ten_evaluations(tiny_model):
+    # 16 texts at batch 8 are 2 steps an epoch: 3 epochs would be 6 steps, so 25 epochs reach 50 steps
+    config = ClassifierConfig(model=tiny_model, epochs=3, batch_size=8, min_steps=50)
+    assert training_loop.planned_epochs(config, 2) == (25, 3)
+    _model, result = train(build_model(config, [0, 1]), toy_set(16), config, pad_token_id=0,
+                           loss_fn=torch.nn.functional.cross_entropy,
+                           evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0})
+    assert result.step == 50 and result.epoch == 25 and result.train_samples == 25 * 16
+    assert [entry["step"] for entry in result.history] == [6, 12, 18, 24, 30, 36, 42, 48, 50]
+
+
+def test_min_steps_leaves_data_that_reach_it_and_zero_leaves_everything_to_the_epochs(tiny_model):
+    assert training_loop.planned_epochs(ClassifierConfig(model=tiny_model, epochs=3, min_steps=30), 10) == (3, 1)
+    assert training_loop.planned_epochs(ClassifierConfig(model=tiny_model, epochs=3, min_steps=0), 1) == (3, 1)
+    # more configured epochs than ten: an evaluation per --epochs' share of the grown run
+    assert training_loop.planned_epochs(ClassifierConfig(model=tiny_model, epochs=20, min_steps=100), 1) == (100, 5)
+
+
+def test_a_run_grown_to_min_steps_checkpoints_at_its_evaluations_and_resumes_exactly(tiny_model, tmp_path):
+    config = ClassifierConfig(model=tiny_model, epochs=3, batch_size=8, min_steps=50, learning_rate=3e-3, seed=3)
+    train_set = toy_set(16, seed=3)  # 2 steps an epoch: 25 epochs, evaluated every 3
+
+    def run(folder, evaluate_hook=lambda: None):
+        torch.manual_seed(0)
+        checkpoints = None if folder is None else Checkpoints(folder, config, fingerprint(train_set))
+        saved = []
+        if checkpoints is not None:
+            save = checkpoints.save
+            checkpoints.save = lambda accelerator, state: (saved.append(state["step"]), save(accelerator, state))
+        model, _ = train(build_model(config, [0, 1]), train_set, config, pad_token_id=0,
+                         loss_fn=torch.nn.functional.cross_entropy, checkpoints=checkpoints,
+                         evaluate=lambda candidate: (evaluate_hook(), {"f1_macro": 0.5, "loss": 0.0})[1])
+        return model, saved
+
+    whole, _ = run(None)
+    _, saved = run(tmp_path / "all")
+    assert saved == [6, 12, 18, 24, 30, 36, 42, 48]  # after every third epoch, not after each of 25
+    interrupts = iter([True])
+    with pytest.raises(Interrupted):
+        run(tmp_path / "run", lambda: next(interrupts, False) and signal.raise_signal(signal.SIGINT))
+    assert [path.name for path in (tmp_path / "run" / "checkpoints").iterdir()] == ["step-00000006"]
+    resumed, _ = run(tmp_path / "run")
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
 def test_gradient_accumulation_counts_optimizer_steps(tiny_model):
-    config = ClassifierConfig(model=tiny_model, epochs=1, batch_size=8, gradient_accumulation_steps=2, eval_steps=2)
+    config = ClassifierConfig(model=tiny_model, min_steps=0, epochs=1, batch_size=8, gradient_accumulation_steps=2,
+                              eval_steps=2)
     _model, result = train(build_model(config, [0, 1]), toy_set(64), config, pad_token_id=0,
                           loss_fn=torch.nn.functional.cross_entropy,
                           evaluate=lambda candidate: {"f1_macro": 0.5, "loss": 0.0})
@@ -172,7 +219,7 @@ def test_the_train_state_survives_a_checkpoint_as_json():
 
 
 def _resumable_run(tiny_model, folder, evaluate_hook=None):
-    config = ClassifierConfig(model=tiny_model, epochs=3, batch_size=8, eval_steps=3, save_steps=2,
+    config = ClassifierConfig(model=tiny_model, min_steps=0, epochs=3, batch_size=8, eval_steps=3, save_steps=2,
                               learning_rate=3e-3, metric="accuracy", seed=1)
     torch.manual_seed(1)
     model = build_model(config, [0, 1])
@@ -208,7 +255,8 @@ def test_an_interrupted_run_checkpoints_and_resumes_to_the_same_weights(tiny_mod
 
 
 def test_a_diverging_loss_stops_the_run_with_one_error(tiny_model):
-    config = ClassifierConfig(model=tiny_model, epochs=2, batch_size=8, learning_rate=1e30)  # finite, far too high
+    config = ClassifierConfig(model=tiny_model, min_steps=0, epochs=2, batch_size=8,
+                              learning_rate=1e30)  # finite, far too high
     with pytest.raises(BertclfError, match=r"^the training loss diverged \(nan\) by step \d+: train with a lower "
                                            r"--learning-rate \(this run's: 1e\+30\)$"):
         train(build_model(config, [0, 1]), toy_set(32), config, pad_token_id=0,
@@ -218,7 +266,7 @@ def test_a_diverging_loss_stops_the_run_with_one_error(tiny_model):
 @pytest.mark.parametrize("log_points", [training_loop.LOG_POINTS, 1])  # 1: the divergence falls between log entries
 def test_a_diverged_loss_is_never_checkpointed_nor_evaluated(tiny_model, tmp_path, monkeypatch, log_points):
     monkeypatch.setattr(training_loop, "LOG_POINTS", log_points)
-    config = ClassifierConfig(model=tiny_model, epochs=2, batch_size=8, save_steps=1, save_total_limit=10,
+    config = ClassifierConfig(model=tiny_model, min_steps=0, epochs=2, batch_size=8, save_steps=1, save_total_limit=10,
                               eval_steps=1)
     batches = itertools.count()
     evaluated = []
@@ -243,8 +291,8 @@ def test_a_diverged_loss_is_never_checkpointed_nor_evaluated(tiny_model, tmp_pat
 def test_a_diverged_run_goes_on_from_its_last_checkpoint_at_a_lower_rate(tiny_model, tmp_path):
     """The divergence names the resume command; resumed at a lower rate, each step's rate is a fresh run's at that
     rate (the schedule keeps its place), where the checkpoint's own schedule would have gone on at the old one."""
-    options = {"model": tiny_model, "epochs": 3, "batch_size": 8, "save_steps": 2, "eval_steps": 2, "seed": 1,
-               "learning_rate": 1e-3, "head_learning_rate": 1e-2, "warmup_ratio": 0.25}
+    options = {"model": tiny_model, "epochs": 3, "min_steps": 0, "batch_size": 8, "save_steps": 2, "eval_steps": 2,
+               "seed": 1, "learning_rate": 1e-3, "head_learning_rate": 1e-2, "warmup_ratio": 0.25}
     train_set, batches = toy_set(32), itertools.count()
 
     def loss_fn(logits, labels):  # nan from the 5th batch on: the run diverges after its checkpoint at step 4
@@ -318,8 +366,8 @@ def test_label_smoothing_is_cross_entropy_against_smoothed_targets():
 
 
 def test_the_encoder_learns_only_after_the_frozen_epochs(tiny_model):
-    config = ClassifierConfig(model=tiny_model, epochs=2, freeze_epochs=1, batch_size=16, learning_rate=1e-3,
-                              warmup_ratio=0.0)
+    config = ClassifierConfig(model=tiny_model, min_steps=0, epochs=2, freeze_epochs=1, batch_size=16,
+                              learning_rate=1e-3, warmup_ratio=0.0)
     model = build_model(config, [0, 1])
     start = copy.deepcopy(model.state_dict())
     snapshots = []

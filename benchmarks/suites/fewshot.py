@@ -4,12 +4,21 @@ logistic-regression head and TF-IDF with logistic regression, all on the embedde
 
     python -m benchmarks.suites.fewshot --sizes 8          # SST-2, TREC, GoEmotions (5 labels): about 20 minutes
     python -m benchmarks.suites.fewshot --sizes 16,64 --only sst2
+    python -m benchmarks.suites.fewshot --sizes 64 --only trec --setfit-iterations 20
+    python -m benchmarks.suites.fewshot --sizes 128,256 --methods bertclf,fine-tune,low-label   # the crossover
 
 Per dataset and size (texts per class), 3 draws of the training texts (the draw is also every method's seed); each
 method of each draw runs in a process of its own, SetFit in its own virtualenv (``benchmarks/setfit-requirements
 .txt``, made under ``benchmarks/work/setfit-venv`` when missing). No method sees any other labelled text: the
 fine-tune is given the same few texts as its validation data. The test sets are sliced (see ``DATASETS``). A run of
-some sizes or datasets replaces those cells and keeps the others' figures, each cell naming the run it came from.
+some sizes, datasets or methods replaces those figures and keeps the others, each cell naming the runs it came from
+(per method).
+
+SetFit's default draws every pair of training texts, so its steps grow with the square of the texts: 7,680 at 64
+per class on TREC's 6 classes, about 50 minutes a draw here. ``--setfit-iterations R`` gives it
+``TrainingArguments(num_iterations=R)`` instead (R pairs per text and side, the SetFit paper's setting at R=20),
+recorded in the cell. ``--methods`` runs some of the methods (the others' columns stay empty): past 64 per class the
+question is the crossover of bertclf's low-label mode (``low-label``, forced on) and its fine-tune, not SetFit.
 """
 
 from __future__ import annotations
@@ -36,9 +45,10 @@ from benchmarks.scoring import label_matrix, multilabel_scores, single_label_sco
 
 SUITE = "fewshot"
 DRAWS = 3
-METHODS = ("setfit", "bertclf", "fine-tune", "frozen-lr", "tfidf")
-# bertclf's options per method: its default, its fine-tune on the same texts, its frozen encoder with the head
-BERTCLF_OPTIONS = {"bertclf": {}, "fine-tune": {"low_label": "off"},
+METHODS = ("setfit", "bertclf", "fine-tune", "low-label", "frozen-lr", "tfidf")
+# bertclf's options per method: its default, its fine-tune on the same texts, its low-label mode whatever the size,
+# its frozen encoder with the head
+BERTCLF_OPTIONS = {"bertclf": {}, "fine-tune": {"low_label": "off"}, "low-label": {"low_label": "on"},
                    "frozen-lr": {"low_label": "on", "freeze_encoder": True}}
 SETFIT_VENV = WORK / "setfit-venv"
 GOEMOTIONS_LABELS = ("admiration", "amusement", "anger", "gratitude", "love")
@@ -180,24 +190,25 @@ def score(predicted: list, test: pd.DataFrame, data: FewshotData, classes: list[
 
 
 def cell(data: FewshotData, pool: pd.DataFrame, test: pd.DataFrame, per_class: int, work: Path,
-         model_path: str) -> dict[str, Any]:
-    """Every method on ``DRAWS`` draws of ``per_class`` texts per class."""
+         model_path: str, methods: tuple[str, ...], setfit_iterations: int | None) -> dict[str, Any]:
+    """``methods`` on ``DRAWS`` draws of ``per_class`` texts per class."""
     folder = work / data.name / str(per_class)
     folder.mkdir(parents=True, exist_ok=True)
     test_path = folder / "test.csv"
     test.to_csv(test_path, index=False)
     classes = sorted(GOEMOTIONS_LABELS) if data.multilabel else sorted(pool["label"].astype(str).unique())
-    figures: dict[str, dict[str, list]] = {method: {"scores": [], "train_seconds": []} for method in METHODS}
+    figures: dict[str, dict[str, list]] = {method: {"scores": [], "train_seconds": []} for method in methods}
     modes = []
     for seed in range(DRAWS):
         train = draw(pool, per_class, seed, data.multilabel)
         train_path = folder / f"train-{seed}.csv"
         train.to_csv(train_path, index=False)
-        for method in METHODS:
+        for method in methods:
             name = f"{method}-{seed}"
             if method == "setfit":
                 result = run_setfit({"model": model_path, "train": str(train_path), "test": str(test_path),
-                                     "classes": classes, "multilabel": data.multilabel, "seed": seed},
+                                     "classes": classes, "multilabel": data.multilabel, "seed": seed,
+                                     "num_iterations": setfit_iterations},
                                     folder / f"{name}.json")
             elif method == "tfidf":
                 result = tfidf(train, test, data.multilabel, classes)
@@ -212,16 +223,34 @@ def cell(data: FewshotData, pool: pd.DataFrame, test: pd.DataFrame, per_class: i
             print(f"[{data.name} {per_class}/class draw {seed}] {method}: {figures[method]['scores'][-1]:.3f} "
                   f"({result['train_seconds']:.1f} s)", flush=True)
     return {"metric": data.metric, "train_texts": len(train), "test_texts": len(test), "low_label": modes,
+            "setfit_iterations": setfit_iterations if "setfit" in methods else None,
             "methods": {method: {**values, "mean": float(np.mean(values["scores"])),
                                  "std": float(np.std(values["scores"])),
                                  "mean_train_seconds": float(np.mean(values["train_seconds"]))}
                         for method, values in figures.items()}}
 
 
+def merged(old: dict[str, Any] | None, new: dict[str, Any], run: int) -> dict[str, Any]:
+    """A cell's figures after a run of some of its methods: the new methods' figures over the old ones, each
+    method's run noted; the mode bertclf's rule chose and SetFit's configuration follow the run that measured them."""
+    old = old or {"methods": {}, "runs": {}, "low_label": [], "setfit_iterations": None}
+    runs = old.get("runs") or dict.fromkeys(old["methods"], old.get("run"))  # cells of one run name it once
+    kept = {"low_label": new["low_label"] if "bertclf" in new["methods"] else old["low_label"],
+            "setfit_iterations": new["setfit_iterations"] if "setfit" in new["methods"]
+            else old.get("setfit_iterations")}
+    cell = {**old, **new, **kept, "methods": {**old["methods"], **new["methods"]},
+            "runs": {**runs, **dict.fromkeys(new["methods"], run)}}
+    cell.pop("run", None)
+    return cell
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="8,16,64", help="Texts per class, comma-separated.")
     parser.add_argument("--only", help="Comma-separated dataset names (sst2, trec, goemotions).")
+    parser.add_argument("--methods", default=",".join(METHODS), help="Comma-separated methods: " + ", ".join(METHODS))
+    parser.add_argument("--setfit-iterations", type=int, help="SetFit's num_iterations (default: its own default, "
+                        "every pair of texts).")
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--work", type=Path, default=WORK / SUITE)
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -231,6 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     from bertclf.modeling import resolve_model_path
 
     sizes = [int(size) for size in args.sizes.split(",")]
+    methods = tuple(method for method in METHODS if method in args.methods.split(","))
+    if unknown := set(args.methods.split(",")) - set(METHODS):
+        parser.error(f"unknown methods: {', '.join(sorted(unknown))}")
     chosen = [data for data in DATASETS_OF_SUITE if not args.only or data.name in args.only.split(",")]
     started = time.perf_counter()
     command = "python -m benchmarks.suites.fewshot " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
@@ -241,8 +273,10 @@ def main(argv: list[str] | None = None) -> None:
         pool, test = data.load(args.datasets)
         figures["descriptions"][data.name] = data.description
         for per_class in sizes:
-            result = cell(data, pool, test, per_class, args.work, resolve_model_path(DEFAULT_MODEL))
-            figures["cells"].setdefault(data.name, {})[str(per_class)] = {**result, "run": run_index}
+            result = cell(data, pool, test, per_class, args.work, resolve_model_path(DEFAULT_MODEL), methods,
+                          args.setfit_iterations)
+            cells = figures["cells"].setdefault(data.name, {})
+            cells[str(per_class)] = merged(cells.get(str(per_class)), result, run_index)
             figures["runs"][run_index] = described_run(command, started)
             write_report(save_suite(SUITE, figures, args.results), args.report)
     print(f"wrote {args.report} and {args.results} in {(time.perf_counter() - started) / 60:.1f} minutes")

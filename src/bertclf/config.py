@@ -29,6 +29,10 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The low-label mode's 'auto' rule: at most this many training texts per class on average (see low_label).
 LOW_LABEL_TEXTS_PER_CLASS = 64
 
+# --min-steps: the optimizer steps a fine-tune makes at least, whatever the data size (a few dozen texts are one
+# batch an epoch; see training.loop.planned_epochs).
+MIN_STEPS_DEFAULT = 150
+
 # What can run a trained model (see bertclf.inference); 'auto' is what the directory holds.
 RUNTIMES = ("auto", "torch", "torch-int8", "onnx", "onnx-int8")
 
@@ -110,7 +114,8 @@ class ClassifierConfig:
                                  group="model")
     max_length: int | str = option("auto", "Maximum tokens per text (per window with --long-text chunks): a "
                                    "number, or 'auto' (the smallest multiple of 8 covering 95% of training texts, "
-                                   "capped at the model's limit).", group="model")
+                                   "capped at the model's limit; on fewer than 1,000 training texts, all of them and "
+                                   "at least 128).", group="model")
 
     # --- long texts -------------------------------------------------------------------------------
     long_text: str = option("head", "What to do with a text longer than --max-length: keep its 'head', its "
@@ -129,6 +134,10 @@ class ClassifierConfig:
 
     # --- training ---------------------------------------------------------------------------------
     epochs: int = option(3, "Passes over the training data.")
+    min_steps: int = option(MIN_STEPS_DEFAULT, "Optimizer steps a run makes at least: where --epochs passes over "
+                            "small data make fewer, the epochs grow to reach this many steps (a few dozen texts "
+                            "are one batch an epoch), evaluating every few epochs (at most 10 evaluations, or "
+                            "--epochs if more). 0: --epochs alone decides.")
     batch_size: int = option(32, "Texts per training step (per device, before accumulation).")
     eval_batch_size: int = option(64, "Texts per batch for evaluation and prediction.")
     learning_rate: float = option(1e-4, "Peak learning rate of the encoder (AdamW).")

@@ -39,7 +39,7 @@ def check_options(config: ClassifierConfig) -> None:
             raise invalid_option(name, getattr(config, name), "must be in [0, 1)")
     if config.val_size + config.test_size >= 1:
         raise invalid_option("val_size", config.val_size, "val_size + test_size must be below 1")
-    for name in ("weight_decay", "max_grad_norm", "head_dropout"):
+    for name in ("weight_decay", "max_grad_norm", "head_dropout", "min_steps"):
         if getattr(config, name) < 0:
             raise invalid_option(name, getattr(config, name), "must not be negative")
     if config.head_dropout >= 1:

@@ -23,6 +23,7 @@ log = logging.getLogger("bertclf")
 # Architectures whose position ids start after the padding index, so two positions are unusable.
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer"}
 AUTO_LENGTH_QUANTILE = 0.95
+FEW_TEXTS, FEW_TEXTS_FLOOR = 1000, 128  # max_length='auto' on fewer training texts: see choose_max_length
 
 
 def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
@@ -72,9 +73,12 @@ def model_token_limit(tokenizer: PreTrainedTokenizerBase, model_config: Pretrain
 
 
 def choose_max_length(token_counts: Sequence[int], limit: int) -> int:
-    """The smallest multiple of 8 covering 95% of the texts (special tokens included), capped at ``limit``."""
-    covering = float(np.quantile(np.asarray(token_counts), AUTO_LENGTH_QUANTILE, method="higher"))
-    return max(8, min(limit, 8 * math.ceil(covering / 8)))
+    """The smallest multiple of 8 covering 95% of the texts (special tokens included), capped at ``limit``. Fewer
+    than ``FEW_TEXTS`` training texts say little about the lengths of the texts to come: then it covers all of them
+    and is at least ``FEW_TEXTS_FLOOR`` (batches are padded to their longest text, so short texts cost no more)."""
+    few = len(token_counts) < FEW_TEXTS
+    covering = float(np.quantile(np.asarray(token_counts), 1.0 if few else AUTO_LENGTH_QUANTILE, method="higher"))
+    return min(limit, max(FEW_TEXTS_FLOOR if few else 8, 8 * math.ceil(covering / 8)))
 
 
 def truncate(content: Sequence[int], budget: int, strategy: str, head_tokens: int | None) -> list[int]:

@@ -37,6 +37,7 @@ from bertclf.training.tracking import Tracking
 
 log = logging.getLogger("bertclf")
 
+MAX_ROUNDS = 10  # evaluations of a run whose epochs grew to reach --min-steps, at most (or --epochs, if more)
 LOG_POINTS = 100  # entries of the training log over a run: a learning curve's resolution, without a sync per step
 EvaluateFn = Callable[[nn.Module], dict[str, Any]]
 
@@ -120,8 +121,10 @@ class Loop:
     optimizer: Any
     scheduler: Any
     steps_per_epoch: int  # optimizer steps of each process
+    epochs: int  # --epochs, or more where that many epochs of small data fall short of --min-steps
     total_steps: int
     eval_every: int
+    checkpoint_epochs: int  # without --save-steps, a checkpoint after every this many epochs
     log_every: int
     checkpoints: Checkpoints | None = None
     tracking: Tracking | None = None
@@ -170,7 +173,7 @@ def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *
     loop = _setup(model, train_set, config, pad_token_id, checkpoints, tracking, padding_side)
     state = _resume(loop)
     processes = loop.accelerator.num_processes
-    progress = Progress("training", math.ceil(config.epochs * len(train_set) / processes),  # this process's texts
+    progress = Progress("training", math.ceil(loop.epochs * len(train_set) / processes),  # this process's texts
                         enabled=loop.accelerator.is_local_main_process)
     progress.update(state.train_samples // processes)
     loop.seconds_before, loop.started = state.train_seconds, time.perf_counter()
@@ -211,8 +214,9 @@ def _setup(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, 
     # Each process takes every n-th batch (the last round evened out with repeats); accelerate's prepared schedule
     # moves n steps per optimizer step, so it is laid out as if one process took every batch.
     steps_per_epoch = math.ceil(math.ceil(len(loader) / accelerator.num_processes) / config.gradient_accumulation_steps)
-    total_steps = steps_per_epoch * config.epochs
-    schedule_steps = math.ceil(len(loader) / config.gradient_accumulation_steps) * config.epochs
+    epochs, epochs_per_round = planned_epochs(config, steps_per_epoch)
+    total_steps = steps_per_epoch * epochs
+    schedule_steps = math.ceil(len(loader) / config.gradient_accumulation_steps) * epochs
     # The fused kernel updates all parameters in one pass: on short texts, one small update per parameter tensor
     # otherwise takes a large share of the step time on a CPU.
     optimizer = torch.optim.AdamW(parameter_groups(model, config), lr=config.learning_rate,
@@ -222,9 +226,23 @@ def _setup(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, 
         num_warmup_steps=round(config.warmup_ratio * schedule_steps), num_training_steps=schedule_steps,
     )
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    return Loop(config, accelerator, model, loader, sampler, optimizer, scheduler, steps_per_epoch, total_steps,
-                eval_every=config.eval_steps or steps_per_epoch, log_every=max(1, total_steps // LOG_POINTS),
+    return Loop(config, accelerator, model, loader, sampler, optimizer, scheduler, steps_per_epoch, epochs,
+                total_steps, eval_every=config.eval_steps or steps_per_epoch * epochs_per_round,
+                log_every=max(1, total_steps // LOG_POINTS), checkpoint_epochs=epochs_per_round,
                 checkpoints=checkpoints, tracking=tracking)
+
+
+def planned_epochs(config: ClassifierConfig, steps_per_epoch: int) -> tuple[int, int]:
+    """The epochs to run, and after how many of them to evaluate (and checkpoint, without ``save_steps``). Where
+    ``--epochs`` passes over small data make fewer optimizer steps than ``--min-steps``, the epochs grow to reach it
+    (steps, not epochs, set the budget there), and evaluations come every few epochs, at most ``MAX_ROUNDS`` (or
+    ``--epochs``, if more) of them."""
+    if config.epochs * steps_per_epoch >= config.min_steps:
+        return config.epochs, 1
+    epochs = math.ceil(config.min_steps / steps_per_epoch)
+    log.info("%d optimizer step%s per epoch: %d epochs instead of %d, to reach --min-steps %d", steps_per_epoch,
+             "" if steps_per_epoch == 1 else "s", epochs, config.epochs, config.min_steps)
+    return epochs, math.ceil(epochs / max(config.epochs, MAX_ROUNDS))
 
 
 def _several_cpu_processes() -> bool:
@@ -263,7 +281,7 @@ def _batches(loop: Loop, state: TrainState) -> Iterator[dict[str, torch.Tensor]]
     the sampler is arranged (a resumed epoch skips the batches it has had), the encoder frozen or not and the model
     put in training mode; at its end the epoch is counted and, without ``save_steps``, checkpointed."""
     config, processes = loop.config, loop.accelerator.num_processes
-    while state.epoch < config.epochs and not state.stopped_early:
+    while state.epoch < loop.epochs and not state.stopped_early:
         loop.sampler.arrange(state.epoch, skip=state.epoch_batches * processes)
         if config.freeze_epochs or config.freeze_encoder:  # the head alone first (or throughout), then all
             set_encoder_frozen(loop.accelerator.unwrap_model(loop.model),
@@ -271,7 +289,8 @@ def _batches(loop: Loop, state: TrainState) -> Iterator[dict[str, torch.Tensor]]
         loop.model.train()
         yield from loop.loader
         state.epoch, state.epoch_batches, state.epoch_loss = state.epoch + 1, 0, 0.0
-        if loop.checkpoints is not None and config.save_steps is None and state.epoch < config.epochs:
+        if loop.checkpoints is not None and config.save_steps is None and state.epoch < loop.epochs \
+                and state.epoch % loop.checkpoint_epochs == 0:
             _save_checkpoint(loop, state)
 
 
