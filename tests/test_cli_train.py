@@ -3,6 +3,7 @@ the command prints."""
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -71,7 +72,19 @@ def test_demo_runs_on_the_bundled_data(tmp_path, tiny_options):
     assert code == 0, err
     assert "predictions on new tickets" in out and "model saved to" in out
     assert "classes (5): account, billing, feature_request, shipping, technical" in err
-    assert "- training: 1 epoch, batch size" in (tmp_path / "demo" / "README.md").read_text()
+    assert re.search(r"- training: 1 epoch \(\d+ optimizer steps\), batch size",
+                     (tmp_path / "demo" / "README.md").read_text())
+
+
+def test_a_run_grown_to_min_steps_says_so_and_its_card_names_the_epochs_it_ran(tmp_path, tiny_options):
+    make_texts(24, seed=2).to_csv(tmp_path / "train.csv", index=False)  # 20 after the split: 3 batches of 8
+    code, _out, err = run_cli(["train", "--train", tmp_path / "train.csv", "--output", tmp_path / "run",
+                               *tiny_flags({**tiny_options, "epochs": 2, "min_steps": 30})])
+    assert code == 0, err
+    assert "3 optimizer steps per epoch: 10 epochs instead of 2, to reach --min-steps 30" in err
+    assert "- training: 10 epochs (30 optimizer steps), batch size 8" in (tmp_path / "run" / "README.md").read_text()
+    training = json.loads((tmp_path / "run" / "metrics.json").read_text())["training"]
+    assert (training["epochs"], training["steps"], len(training["history"])) == (10, 30, 10)
 
 
 def test_multilabel_train_evaluate_predict(goemotions_like, tmp_path, tiny_options):

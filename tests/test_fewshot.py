@@ -217,6 +217,8 @@ def test_the_saved_run_predicts_as_the_classifier_in_memory(few, tmp_path):
     loaded = TextClassifier.load(tmp_path / "run")
     assert loaded.config_.low_label == "on"
     np.testing.assert_allclose(loaded.predict_proba(texts), few.predict_proba(texts), atol=1e-6)
+    assert "- training: low-label mode, 12 contrastive steps and a logistic-regression head, batch size" in \
+        (tmp_path / "run" / "README.md").read_text()
 
 
 def test_tuning_moves_the_encoder_and_a_frozen_encoder_is_not_tuned(tiny_model):

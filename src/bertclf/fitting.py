@@ -390,7 +390,8 @@ def run_metrics(config: ClassifierConfig, runs: Sequence[SeedRun], best: SeedRun
     if best.test_metrics is not None:
         metrics["test"] = best.test_metrics
     metrics["training"] = {
-        "best_step": result.best_step, "stopped_early": result.stopped_early,
+        "steps": result.step, "epochs": result.epoch, "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
         "train_seconds": round(result.train_seconds, 2), "train_samples": result.train_samples,
         "train_samples_per_second": round(result.train_samples_per_second, 2),
         "max_length": encoded.max_length, "history": result.history, "log": result.log,

@@ -23,7 +23,7 @@ def write_model_card(directory: Path, name: str, config: ClassifierConfig, class
         f"- max length: {config.max_length} tokens; pooling `{config.pooling}`, head `{config.head}`; long texts: "
         + (f"up to {config.max_chunks} windows (stride {config.stride}), `{config.chunk_pooling}` pooled"
            if config.long_text == "chunks" else f"`{config.long_text}`"),
-        f"- training: {config.epochs} epoch{'' if config.epochs == 1 else 's'}, batch size {config.batch_size}, "
+        f"- training: {_training_length(config, metrics.get('training', {}))}, batch size {config.batch_size}, "
         f"learning rate {config.learning_rate:g}, "
         f"seed {config.seed}; bertclf {version}",
         "",
@@ -63,3 +63,14 @@ def write_model_card(directory: Path, name: str, config: ClassifierConfig, class
             "classify([\"some text\"], truncation=True" + (", top_k=None)" if multilabel else ")"), "```", "",
         ]
     (directory / MODEL_CARD_FILE).write_text("\n".join(lines))
+
+
+def _training_length(config: ClassifierConfig, training: dict[str, Any]) -> str:
+    """How long it trained: the low-label mode's contrastive steps, or the epochs and optimizer steps run (more
+    epochs than --epochs where --min-steps grew them); --epochs alone for a run that recorded neither."""
+    steps, epochs = training.get("steps"), training.get("epochs", config.epochs)
+    if config.low_label == "on":
+        return f"low-label mode, {steps} contrastive steps and a logistic-regression head" if steps is not None \
+            else "low-label mode"
+    length = f"{epochs} epoch{'' if epochs == 1 else 's'}"
+    return length if steps is None else f"{length} ({steps} optimizer steps)"
