@@ -29,8 +29,9 @@ def train_bertclf(paths: dict[str, Path], settings: dict[str, Any], save_to: Pat
     options = {name: settings[name] for name in ("max_length", "epochs", "batch_size", "eval_batch_size",
                                                  "learning_rate", "warmup_ratio", "weight_decay", "max_grad_norm",
                                                  "metric", "seed")}
-    # test_size=0: the test part is scored below, so none of the training part is held out as in a plain run
-    classifier = TextClassifier(**options, **settings.get("bertclf_options", {}), test_size=0,
+    # test_size=0: the test part is scored below, so none of the training part is held out as in a plain run;
+    # min_steps=0: the epochs set on every side, never grown on a small slice (the Trainer runs them as set)
+    classifier = TextClassifier(**{"min_steps": 0, **options, **settings.get("bertclf_options", {})}, test_size=0,
                                 mixed_precision="bf16" if bf16 else "no")
     classifier.fit(str(paths["train"]), val=str(paths["val"]))
     test = pd.read_csv(paths["test"])
