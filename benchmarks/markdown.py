@@ -718,6 +718,8 @@ def crossover_verdict(cell: dict[str, Any]) -> str:
     not be worse by more than one standard deviation (the larger of the two). bertclf's default is the low-label
     mode itself where the rule chose it."""
     methods = cell["methods"]
+    if "bertclf" not in methods:  # a run of the two modes alone: no choice of the rule to weigh
+        return "n/a"
     chosen = "low-label" if set(cell["low_label"]) == {"on"} else "fine-tune"
     scores = {"low-label": methods.get("low-label"), "fine-tune": methods.get("fine-tune")}
     scores[chosen] = methods["bertclf"]

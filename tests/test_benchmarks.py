@@ -391,6 +391,7 @@ def test_the_crossover_verdict_weighs_the_rules_choice_against_the_other_mode(mo
             cell["methods"][name] = {"mean": figures[0], "std": figures[1], "mean_train_seconds": 1.0}
     cell["low_label"] = modes
     assert crossover_verdict(cell) == verdict
+    assert crossover_verdict({**cell, "methods": {k: v for k, v in cell["methods"].items() if k != "bertclf"}}) == "n/a"
     machine = {"cpu": "cpu", "cores": 2, "bertclf": "0.1.0"}
     lines = fewshot_section({"runs": [{"command": "c", "minutes": 3, "date": "d", "machine": machine}],
                              "descriptions": {"sst2": "SST-2"}, "cells": {"sst2": {"128": cell}}})
