@@ -741,8 +741,9 @@ def fewshot_section(figures: dict[str, Any]) -> list[str]:
     lines += ["", "The embedded all-MiniLM-L6-v2 for every method; 3 draws of the training texts per cell (the draw "
               "is also each method's seed); mean ± standard deviation of the test score over the draws, and the "
               "mean training time. No method sees any other labelled text (the fine-tune validates on its own few "
-              "texts). bertclf's default is whatever its rule chooses (the low-label mode up to 64 texts per class, "
-              "the fine-tune above); `--low-label on` is the mode forced, run where the rule does not choose it. "
+              "texts). bertclf's default is whatever its rule chooses (the low-label mode up to 64 texts per class "
+              "or 500 texts in all, the fine-tune above); `--low-label on` is the mode forced, run where the rule "
+              "does not choose it. "
               "*crossover*: the rule's choice against the better of the two (at most one standard deviation worse "
               "to be met). SetFit runs with its defaults unless the cell names `num_iterations` (see the suite's "
               "docstring).", ""]

@@ -150,15 +150,23 @@ def _examples(per_class: int, classes: int = 3) -> Examples:
 
 
 @pytest.mark.parametrize(("per_class", "options", "mode"), [
-    (8, {}, "on"), (64, {}, "on"), (65, {}, "off"), (500, {}, "off"), (500, {"low_label": "on"}, "on"),
+    (8, {}, "on"), (64, {}, "on"), (500, {}, "off"), (500, {"low_label": "on"}, "on"),
     (8, {"low_label": "off"}, "off"), (8, {"long_text": "chunks"}, "off"), (8, {"head": "mlp"}, "off")])
 def test_the_mode_switches_on_and_off_by_the_texts_per_class(per_class, options, mode, caplog):
     with caplog.at_level(logging.INFO, logger="bertclf"):
-        settled = settle(ClassifierConfig(**options), _examples(per_class), val_given=False, test_given=False)
+        settled = settle(ClassifierConfig(**options), _examples(per_class, classes=10), val_given=False,
+                         test_given=False)
     assert settled.low_label == mode
     assert ("low-label mode" in caplog.text) == (mode == "on")
     if mode == "on":  # nothing held out of so few texts
         assert settled.val_size == 0 and settled.test_size == 0
+
+
+@pytest.mark.parametrize(("per_class", "classes", "mode"), [(65, 10, "off"), (166, 3, "on"), (167, 3, "off"),
+                                                             (250, 2, "on"), (251, 2, "off")])
+def test_past_64_per_class_the_mode_holds_up_to_500_texts_in_all(per_class, classes, mode):
+    settled = settle(ClassifierConfig(), _examples(per_class, classes), val_given=False, test_given=False)
+    assert settled.low_label == mode
 
 
 def test_given_validation_and_test_parts_are_kept_in_the_mode():

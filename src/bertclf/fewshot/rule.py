@@ -7,7 +7,7 @@ import dataclasses
 import logging
 from collections import Counter
 
-from bertclf.config import LOW_LABEL_TEXTS_PER_CLASS, ClassifierConfig
+from bertclf.config import LOW_LABEL_TEXTS, LOW_LABEL_TEXTS_PER_CLASS, ClassifierConfig
 from bertclf.data import Examples
 
 log = logging.getLogger("bertclf")
@@ -27,15 +27,17 @@ def settle(config: ClassifierConfig, examples: Examples, val_given: bool, test_g
     """``low_label`` made 'on' or 'off' by the rule (see the option's help); in the mode no validation or test part is
     held out of the training texts (validation is then out of fold), and a line says so."""
     average = texts_per_class(examples)
+    few = average <= LOW_LABEL_TEXTS_PER_CLASS or len(examples.texts) <= LOW_LABEL_TEXTS
     on = config.low_label == "on" or (config.low_label == "auto" and config.long_text != "chunks"
-                                      and config.head == "linear" and average <= LOW_LABEL_TEXTS_PER_CLASS)
+                                      and config.head == "linear" and few)
     if not on:
         return dataclasses.replace(config, low_label="off")
     where = "on the validation texts" if val_given else "out of fold on the training texts (5 folds)"
-    log.info("low-label mode (%.1f training texts per %s on average%s): contrastive tuning, then a logistic-regression "
-             "head; nothing held out, validation %s (--low-label off: a fine-tune)", average,
-             "label" if examples.multilabel else "class",
-             f", at most {LOW_LABEL_TEXTS_PER_CLASS}" if config.low_label == "auto" else "", where)
+    log.info("low-label mode (%d training texts, %.1f per %s on average%s): contrastive tuning, then a "
+             "logistic-regression head; nothing held out, validation %s (--low-label off: a fine-tune)", len(examples.texts),
+             average, "label" if examples.multilabel else "class",
+             f"; at most {LOW_LABEL_TEXTS} or {LOW_LABEL_TEXTS_PER_CLASS} per class" if config.low_label == "auto"
+             else "", where)
     return dataclasses.replace(config, low_label="on", val_size=0.0 if not val_given else config.val_size,
                                test_size=0.0 if not test_given else config.test_size)
 
