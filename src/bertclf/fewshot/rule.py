@@ -34,8 +34,8 @@ def settle(config: ClassifierConfig, examples: Examples, val_given: bool, test_g
         return dataclasses.replace(config, low_label="off")
     where = "on the validation texts" if val_given else "out of fold on the training texts (5 folds)"
     log.info("low-label mode (%d training texts, %.1f per %s on average%s): contrastive tuning, then a "
-             "logistic-regression head; nothing held out, validation %s (--low-label off: a fine-tune)", len(examples.texts),
-             average, "label" if examples.multilabel else "class",
+             "logistic-regression head; nothing held out, validation %s (--low-label off: a fine-tune)",
+             len(examples.texts), average, "label" if examples.multilabel else "class",
              f"; at most {LOW_LABEL_TEXTS} or {LOW_LABEL_TEXTS_PER_CLASS} per class" if config.low_label == "auto"
              else "", where)
     return dataclasses.replace(config, low_label="on", val_size=0.0 if not val_given else config.val_size,
