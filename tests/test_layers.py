@@ -19,6 +19,7 @@ LAYERS = [
     {"training", "inference"},
     {"reporting", "fewshot"},
     {"fitting", "prediction", "export_check"},
+    {"tuning"},
     {"classifier"},
     {"cli", "serving", "integrations", "batch_prediction", "__main__"},
 ]

@@ -8,7 +8,7 @@ import shutil
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ from bertclf.reporting import (
 )
 from bertclf.tokenization import TokenEncoder
 from bertclf.training import TrainState
+
+if TYPE_CHECKING:
+    from bertclf.tuning import SearchSettings
 
 log = logging.getLogger("bertclf")
 
@@ -140,24 +143,26 @@ class TextClassifier:
         (``save_steps``) and a SIGINT or SIGTERM stops after the current step with a checkpoint; ``resume=True``
         continues the run whose checkpoints are there, with the same options and data."""
         train, val, test = fitting.data_sources(self.config, train, labels, val, test)
-        config, train_examples = fitting.settle_low_label(self.config, train, val, test)
-        config = fitting.resolve_options(config, train, val, test)
-        fitting.check_checkpoint_dir(config, checkpoint_dir, resume)
-        prepared = fitting.prepare(config, train_examples, val, test)
-        encoded = fitting.encode(config, prepared)
-        runs = fitting.train_seeds(config, prepared, encoded, checkpoint_dir)
-        best = fitting.pick_best(runs, config.metric)
-        outcome = fitting.test_outcome(config, prepared, best)
-        tracking_dir, kept = fitting.tracking_folder(config, checkpoint_dir)
-        self._set_fitted(
-            config=dataclasses.replace(config, max_length=encoded.max_length, task=prepared.task),
-            classes=prepared.classes, task=prepared.task, max_length=encoded.max_length, tokenizer=encoded.tokenizer,
-            thresholds=best.thresholds, model=best.model,
-            runtime=TorchRuntime(best.model, resolve_precision(config.mixed_precision)),
-            metrics=fitting.run_metrics(config, runs, best, encoded, outcome),
-            train_state=best.state, inspection=encoded.inspection, evaluation=outcome and outcome.evaluation,
-            baseline=outcome and outcome.baseline, tracking_dir=tracking_dir if kept and config.report_to else None)
+        self._set_fitted(**vars(fitting.fit(self.config, train, val, test, checkpoint_dir, resume)))
         return self
+
+    def tune(self, train: DataSource | Sequence[str] | None = None, labels: Sequence[Any] | None = None, *,
+             val: DataSource | None = None, test: DataSource | None = None, settings: SearchSettings | None = None,
+             **search: Any) -> TextClassifier:
+        """Search the options (see :mod:`bertclf.tuning`; ``settings``, or its fields as keywords: ``trials``,
+        ``study_dir``, ``storage``, ...) on ``train`` scored on ``val``, then return a new classifier of these
+        options with the best trial's over them, fitted as :meth:`fit` fits (its ``metrics_['tuning']`` sums up the
+        search). This classifier is left as it was."""
+        try:
+            from bertclf import tuning
+        except ModuleNotFoundError as missing:
+            raise BertclfError(f"tuning needs {missing.name}: pip install 'bertclf[tune]'") from None
+        train, val, test = fitting.data_sources(self.config, train, labels, val, test)
+        found = tuning.search(self.config, train, val, test, settings or tuning.SearchSettings(**search))
+        tuned = type(self)(self.config, **found.options)
+        fitted = fitting.fit(tuned.config, train, val, test)
+        tuned._set_fitted(**vars(dataclasses.replace(fitted, metrics={**fitted.metrics, "tuning": found.summary})))
+        return tuned
 
     # --- inference ----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:

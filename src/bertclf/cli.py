@@ -1,4 +1,4 @@
-"""The ``bertclf`` command: train, evaluate, predict, export, serve, inspect, report and demo.
+"""The ``bertclf`` command: train, tune, evaluate, predict, export, serve, inspect, report and demo.
 
 The flags of ``train`` and ``demo`` are generated from :class:`ClassifierConfig`; a problem with the
 user's input ends in one line on stderr and exit code 2, never a traceback.
@@ -84,12 +84,14 @@ def add_config_flags(parser: argparse.ArgumentParser, only: Callable[[dataclasse
             groups[group_name].add_argument(flag, metavar=metavar, default=argparse.SUPPRESS, help=help_text)
 
 
-def config_from_args(args: argparse.Namespace, **defaults: Any) -> ClassifierConfig:
-    """Defaults < ``defaults`` (e.g. the demo's data) < the ``--config`` file < flags given on the command line."""
+def config_from_args(args: argparse.Namespace, sections: Sequence[str] = (), **defaults: Any) -> ClassifierConfig:
+    """Defaults < ``defaults`` (e.g. the demo's data) < the ``--config`` file < flags given on the command line;
+    the file's ``sections`` (read by the command itself) are not options."""
     names = {spec.name for spec in dataclasses.fields(ClassifierConfig)}
     flags = {name: value for name, value in vars(args).items() if name in names}
-    from_file = read_config_file(args.config) if args.config else {}
-    return ClassifierConfig(**{**defaults, **from_file, **flags})
+    from_file = read_config_file(args.config, sections) if args.config else {}
+    options = {name: value for name, value in from_file.items() if name not in sections}
+    return ClassifierConfig(**{**defaults, **options, **flags})
 
 
 def positive_int(text: str) -> int:
@@ -140,6 +142,33 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "staging directory that the interruption named (options come "
                                                         "from it; those given must not change the result).")
     add_config_flags(train)
+
+    tune = commands.add_parser(
+        "tune", help="Search the training options (Optuna, pruned), then train the best into a run directory.",
+        parents=[common], description="Trials of training runs under options drawn from a search space, scored on the "
+                                      "validation metric and pruned from their evaluations, in a study that a "
+                                      "restarted command continues and several processes share; then the best "
+                                      "options trained into --output (default: STUDY_DIR/best).")
+    tune.add_argument("--trials", type=positive_int, default=20,
+                      help="Trials the study holds at the end, finished or pruned, whichever process ran them "
+                           "[default: 20].")
+    tune.add_argument("--timeout", type=positive_seconds, metavar="S",
+                      help="Start no trial after S seconds (the one running finishes) [default: none].")
+    tune.add_argument("--study-dir", default="tune-study", metavar="DIR",
+                      help="The study (SQLite), each trial's folder, trials.csv and tune_report.html "
+                           "[default: tune-study].")
+    tune.add_argument("--storage", metavar="URL", help="An Optuna storage URL shared by several machines "
+                                                       "(postgresql://...) [default: the study directory's SQLite].")
+    tune.add_argument("--study-name", default="bertclf", help="The study's name in its storage [default: bertclf].")
+    tune.add_argument("--pruner", choices=("median", "halving", "none"), default="median",
+                      help="Stop bad trials from their epochs' validation scores: 'median' (worse than the median of "
+                           "earlier trials at the same epoch), 'halving' (successive halving) [default: median].")
+    tune.add_argument("--pruner-startup-trials", type=non_negative_int, default=3, metavar="N",
+                      help="Trials the median pruner lets finish before it stops any [default: 3].")
+    tune.add_argument("--model", action="append", metavar="MODEL",
+                      help="Encoder (hub id or local directory); repeat it to search among several [default: "
+                           "the embedded all-MiniLM-L6-v2].")
+    add_config_flags(tune, only=lambda spec: spec.name != "model")
 
     demo = commands.add_parser("demo", help="Train, evaluate and predict on the bundled support-ticket data.",
                                parents=[common],
@@ -290,6 +319,47 @@ def run_train(config: ClassifierConfig, resume: Path | None = None) -> TextClass
         saved = classifier.save(output)
     emit(f"model saved to {saved}\n")
     return classifier
+
+
+def run_tune(args: argparse.Namespace) -> TextClassifier:
+    """Search, print the best run's reports, save it; the study stays in --study-dir for the next command."""
+    from bertclf import rundir
+    from bertclf.classifier import TextClassifier
+    from bertclf.metrics import format_report
+
+    models = args.model or []
+    if models:
+        args.model = models[0]
+    else:
+        del args.model
+    config = config_from_args(args, sections=("search_space",))
+    search_space = read_config_file(args.config, ("search_space",)).get("search_space") if args.config else None
+    output = Path(config.output or Path(args.study_dir) / "best")
+    config = dataclasses.replace(config, output=str(output))
+    rundir.check_output_directory(output, config.overwrite)
+    _optuna_lines_off()
+    classifier = TextClassifier(config).tune(
+        trials=args.trials, timeout=args.timeout, study_dir=args.study_dir, storage=args.storage,
+        study_name=args.study_name, pruner=args.pruner, pruner_startup_trials=args.pruner_startup_trials,
+        models=tuple(models), search_space=search_space)
+    tuning = classifier.metrics_["tuning"]
+    for split in ("val", "test"):
+        if split in classifier.metrics_:
+            emit(format_report(classifier.metrics_[split], split) + "\n\n")
+    saved = classifier.save(output)
+    emit(f"best of {sum(tuning['trials'].values())} trials: trial {tuning['best_trial']}, validation "
+         f"{tuning['metric']} {tuning['best_value']:.4f}; trials and report in {args.study_dir}\n"
+         f"model saved to {saved}\n")
+    return classifier
+
+
+def _optuna_lines_off() -> None:
+    """Optuna prints a line per trial through its own handler; the command prints its own (``-q``: none)."""
+    try:
+        import optuna
+    except ModuleNotFoundError:  # TextClassifier.tune says what to install
+        return
+    optuna.logging.disable_default_handler()
 
 
 def resumed_config(args: argparse.Namespace) -> tuple[ClassifierConfig, Path]:
@@ -532,6 +602,7 @@ def _quiet_broken_pipe() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = None
     with signals_raise_interrupted():
         try:
             args = build_parser().parse_args(argv)
@@ -540,6 +611,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_train(*resumed_config(args))
             elif args.command == "train":
                 run_train(config_from_args(args))
+            elif args.command == "tune":
+                run_tune(args)
             elif args.command == "demo":
                 from bertclf.data import demo_dataset_path
 
@@ -572,6 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             number = interrupt.signal_number if isinstance(interrupt, Interrupted) else signal.SIGINT
             checkpoint = interrupt.checkpoint if isinstance(interrupt, Interrupted) else None
             resume = f"; a checkpoint is saved: resume with  bertclf train --resume {checkpoint}" if checkpoint else ""
+            if getattr(args, "command", None) == "tune":
+                resume = "; the study is kept: the same command continues it"
             print(f"bertclf: interrupted ({signal.Signals(number).name}){resume}", file=sys.stderr)
             return 128 + number
     return 0

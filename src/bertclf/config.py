@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import itertools
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,8 +325,13 @@ def options_reference() -> str:
     return "\n\n".join(sections)
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The options of a YAML/JSON file, checked against the known field names."""
+# Sections of a config file that are not options, and the command that reads each.
+CONFIG_SECTIONS = {"search_space": "tune"}
+
+
+def read_config_file(path: str | Path, sections: Collection[str] = ()) -> dict[str, Any]:
+    """The options of a YAML/JSON file, checked against the known field names, and the ``sections`` a command reads
+    beside them (``bertclf tune`` reads ``search_space``)."""
     path = Path(path)
     if not path.is_file():
         raise BertclfError(f"config file not found: {path}")
@@ -342,7 +348,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     known = {spec.name for spec in dataclasses.fields(ClassifierConfig)}
     for key in values:
         normalised = str(key).replace("-", "_")
-        if normalised not in known:
+        if normalised in CONFIG_SECTIONS and normalised not in sections:
+            raise BertclfError(f"'{key}' in {path} is read by bertclf {CONFIG_SECTIONS[normalised]}, not by this "
+                               "command")
+        if normalised not in known and normalised not in sections:
             close = difflib.get_close_matches(normalised, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise BertclfError(f"unknown option '{key}' in {path}{hint}")

@@ -1,5 +1,5 @@
 """The steps of :meth:`TextClassifier.fit`, each a function of values: resolve the options, prepare the data, encode
-it, train one seed, pick the best seed. The estimator only strings them together and keeps the result.
+it, train one seed, pick the best seed; :func:`fit` strings them together, and the estimator keeps its result.
 
 Nothing here reads or writes a classifier: every step takes what it needs and returns what it made, so a step can
 be run, tested or reused (a search, cross-fitting) on its own.
@@ -39,6 +39,7 @@ from bertclf.reporting import DataInspection, Evaluation, environment, inspect_d
 from bertclf.tokenization import TokenEncoder, choose_max_length, model_token_limit, token_lengths, tokenize
 from bertclf.training import (
     Checkpoints,
+    EvaluationHook,
     Tracking,
     TrainState,
     class_weights,
@@ -50,6 +51,52 @@ from bertclf.training import (
 )
 
 log = logging.getLogger("bertclf")
+
+
+# --- the recipe -------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Fitted:
+    """What a fit made: the fitted state of :class:`TextClassifier`, field for field."""
+
+    config: ClassifierConfig  # resolved: concrete pooling, max_length and task
+    classes: list[Any]
+    task: str
+    max_length: int
+    tokenizer: Any
+    thresholds: np.ndarray | None
+    model: torch.nn.Module
+    runtime: TorchRuntime
+    metrics: dict[str, Any]
+    train_state: TrainState
+    inspection: DataInspection
+    evaluation: Evaluation | None
+    baseline: dict[str, Any] | None
+    tracking_dir: Path | None
+
+
+def fit(config: ClassifierConfig, train: DataSource, val: DataSource | None, test: DataSource | None,
+        checkpoint_dir: str | Path | None = None, resume: bool = False,
+        on_evaluation: EvaluationHook | None = None) -> Fitted:
+    """Train under ``config`` on the parts given (see :func:`data_sources`), keep the best seed, score the test part;
+    checkpoints go to ``checkpoint_dir`` (``resume``: continue the run whose checkpoints are there)."""
+    config, train_examples = settle_low_label(config, train, val, test)
+    config = resolve_options(config, train, val, test)
+    check_checkpoint_dir(config, checkpoint_dir, resume)
+    prepared = prepare(config, train_examples, val, test)
+    encoded = encode(config, prepared)
+    runs = train_seeds(config, prepared, encoded, checkpoint_dir, on_evaluation)
+    best = pick_best(runs, config.metric)
+    outcome = test_outcome(config, prepared, best)
+    tracking_dir, kept = tracking_folder(config, checkpoint_dir)
+    return Fitted(config=dataclasses.replace(config, max_length=encoded.max_length, task=prepared.task),
+                  classes=prepared.classes, task=prepared.task, max_length=encoded.max_length,
+                  tokenizer=encoded.tokenizer, thresholds=best.thresholds, model=best.model,
+                  runtime=TorchRuntime(best.model, resolve_precision(config.mixed_precision)),
+                  metrics=run_metrics(config, runs, best, encoded, outcome), train_state=best.state,
+                  inspection=encoded.inspection, evaluation=outcome and outcome.evaluation,
+                  baseline=outcome and outcome.baseline,
+                  tracking_dir=tracking_dir if kept and config.report_to else None)
 
 
 # --- options --------------------------------------------------------------------------------------------------
@@ -235,8 +282,10 @@ def _tracking(config: ClassifierConfig, checkpoint_dir: str | Path | None, seed_
 
 
 def train_seed(seed: int, config: ClassifierConfig, prepared: Prepared, encoded: Encoded,
-               checkpoints: Checkpoints | None, checkpoint_dir: str | Path | None, several: bool) -> SeedRun:
-    """One training run from a fresh head under ``seed``, scored on the validation and test parts."""
+               checkpoints: Checkpoints | None, checkpoint_dir: str | Path | None, several: bool,
+               on_evaluation: EvaluationHook | None = None) -> SeedRun:
+    """One training run from a fresh head under ``seed``, scored on the validation and test parts (the fine-tune's
+    every validation score told to ``on_evaluation``; the low-label mode scores once, at its end)."""
     if config.low_label == "on":
         return _low_label_seed(seed, config, prepared, encoded, several)
     multilabel, precision = prepared.multilabel, resolve_precision(config.mixed_precision)
@@ -264,7 +313,7 @@ def train_seed(seed: int, config: ClassifierConfig, prepared: Prepared, encoded:
                                    evaluate=score_on_validation,
                                    loss_fn=loss_function(multilabel, weights, config.loss, config.focal_gamma,
                                                          config.label_smoothing),
-                                   checkpoints=checkpoints, tracking=tracking)
+                                   checkpoints=checkpoints, tracking=tracking, on_evaluation=on_evaluation)
         state.train_seconds += feature_seconds  # computing the features is part of training
         if training_model is model:
             model = trained  # the same network, unwrapped, holding its best weights
@@ -329,16 +378,18 @@ def _score_test(run: SeedRun, config: ClassifierConfig, prepared: Prepared, enco
                       if isinstance(value, (int, float))}, run.state.step)
 
 
-def train_seeds(config: ClassifierConfig, prepared: Prepared, encoded: Encoded,
-                checkpoint_dir: str | Path | None) -> list[SeedRun]:
-    """A run per seed; only the best seed's model stays in memory, the others leave their scores."""
+def train_seeds(config: ClassifierConfig, prepared: Prepared, encoded: Encoded, checkpoint_dir: str | Path | None,
+                on_evaluation: EvaluationHook | None = None) -> list[SeedRun]:
+    """A run per seed; only the best seed's model stays in memory, the others leave their scores. The first seed's
+    validation scores are told to ``on_evaluation``."""
     seeds = config.seed_list()
     checkpoints = None
     if checkpoint_dir is not None and len(seeds) == 1:
         checkpoints = Checkpoints(Path(checkpoint_dir), config, fingerprint(encoded.train_set))
     runs: list[SeedRun] = []
     for seed in seeds:
-        run = train_seed(seed, config, prepared, encoded, checkpoints, checkpoint_dir, several=len(seeds) > 1)
+        run = train_seed(seed, config, prepared, encoded, checkpoints, checkpoint_dir, several=len(seeds) > 1,
+                         on_evaluation=on_evaluation if not runs else None)
         best = pick_best([*runs, run], config.metric)
         for other in (*runs, run):
             if other is not best:

@@ -3,6 +3,7 @@
 from bertclf.reporting.baseline import tfidf_baseline
 from bertclf.reporting.environment import environment
 from bertclf.reporting.evaluation import Evaluation
+from bertclf.reporting.figures import figure_png
 from bertclf.reporting.inspection import DataInspection, format_inspection, inspect_data
 from bertclf.reporting.model_card import write_model_card
 from bertclf.reporting.page import (
@@ -19,6 +20,7 @@ __all__ = [
     "Evaluation",
     "ReportInputs",
     "environment",
+    "figure_png",
     "format_inspection",
     "inspect_data",
     "load_inputs",

@@ -35,7 +35,8 @@ def _pyplot() -> Any:
     return plt
 
 
-def _png(figure: Any) -> str:
+def figure_png(figure: Any) -> str:
+    """A matplotlib figure as base64 PNG for an offline page (the figure is closed)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
     _pyplot().close(figure)
@@ -65,7 +66,7 @@ def label_distribution_figure(inspection: DataInspection) -> str:
     axis.set_title("Texts per label" if parts[0].labels_per_text is not None else "Texts per class")
     axis.legend(loc="lower right")
     axis.grid(axis="x", alpha=0.3)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def token_length_figure(inspection: DataInspection, chunked: bool) -> str:
@@ -83,7 +84,7 @@ def token_length_figure(inspection: DataInspection, chunked: bool) -> str:
     axis.set_ylabel("texts")
     axis.set_title(f"Token lengths of the {inspection.parts[0].name} texts")
     axis.grid(alpha=0.3)
-    return _png(figure)
+    return figure_png(figure)
 
 
 def learning_curve_figure(training: dict[str, Any], metric: str) -> str:
@@ -112,7 +113,7 @@ def learning_curve_figure(training: dict[str, Any], metric: str) -> str:
     for axis in axes:
         axis.grid(alpha=0.3)
     figure.tight_layout()
-    return _png(figure)
+    return figure_png(figure)
 
 
 def confusion_figure(evaluation: Evaluation, classes: Sequence[Any], decisions: np.ndarray,
@@ -143,7 +144,7 @@ def confusion_figure(evaluation: Evaluation, classes: Sequence[Any], decisions: 
                           color="white" if matrix[row, column] > 0.5 else "black", fontsize=9)
     figure.colorbar(image, ax=axis, fraction=0.046, label="share of the row's texts")
     axis.set_title(f"Normalised confusion matrix ({evaluation.name})")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _one_hot(evaluation: Evaluation, count: int) -> np.ndarray:
@@ -180,7 +181,7 @@ def curves_figure(evaluation: Evaluation, classes: Sequence[Any]) -> str:
     if len(drawn) < len(classes):
         figure.suptitle(f"the {len(drawn)} most frequent classes of {len(classes)} drawn one by one", fontsize=9)
     figure.tight_layout()
-    return _png(figure)
+    return figure_png(figure)
 
 
 def calibration(evaluation: Evaluation, multilabel: bool) -> dict[str, Any]:
@@ -224,7 +225,7 @@ def reliability_figure(figures: dict[str, Any], multilabel: bool) -> str:
     for each in (axis, count_axis):
         each.grid(alpha=0.3)
     figure.tight_layout()
-    return _png(figure)
+    return figure_png(figure)
 
 
 def threshold_sweep(evaluation: Evaluation, min_labels: int) -> dict[str, list[float]]:
@@ -254,7 +255,7 @@ def threshold_figure(sweep: dict[str, list[float]], thresholds: np.ndarray) -> s
              ylabel="F1", xlim=(0, 1), ylim=(0, 1))
     axis.legend()
     axis.grid(alpha=0.3)
-    return _png(figure)
+    return figure_png(figure)
 
 
 # --- tables --------------------------------------------------------------------------------------------

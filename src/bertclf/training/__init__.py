@@ -1,7 +1,7 @@
 """Training: the loop (``loop``), what it optimises (``objectives``), its checkpoints and experiment trackers."""
 
 from bertclf.training.checkpoints import Checkpoints, fingerprint
-from bertclf.training.loop import TrainState, train, train_step
+from bertclf.training.loop import EvaluationHook, TrainState, train, train_step
 from bertclf.training.objectives import (
     class_weights,
     head_parameter_names,
@@ -14,6 +14,7 @@ from bertclf.training.tracking import Tracking
 
 __all__ = [
     "Checkpoints",
+    "EvaluationHook",
     "Tracking",
     "TrainState",
     "class_weights",

@@ -40,6 +40,9 @@ log = logging.getLogger("bertclf")
 MAX_ROUNDS = 10  # evaluations of a run whose epochs grew to reach --min-steps, at most (or --epochs, if more)
 LOG_POINTS = 100  # entries of the training log over a run: a learning curve's resolution, without a sync per step
 EvaluateFn = Callable[[nn.Module], dict[str, Any]]
+# Told the epoch (a fraction where evaluations come between epochs) and the validation score of each evaluation; it
+# may stop the run by raising (a search prunes a trial so).
+EvaluationHook = Callable[[float, float], None]
 
 
 @dataclass
@@ -128,6 +131,7 @@ class Loop:
     log_every: int
     checkpoints: Checkpoints | None = None
     tracking: Tracking | None = None
+    on_evaluation: EvaluationHook | None = None
     best_weights: dict[str, torch.Tensor] | None = None  # a copy on the CPU
     seconds_before: float = 0.0  # training time of the runs this one resumes
     started: float = 0.0  # perf_counter() when this run's training began
@@ -165,12 +169,15 @@ def train_step(model: nn.Module, batch: dict[str, torch.Tensor], optimizer: Any,
 
 def train(model: nn.Module, train_set: EncodedTexts, config: ClassifierConfig, *, pad_token_id: int,
           loss_fn: LossFn, evaluate: EvaluateFn, checkpoints: Checkpoints | None = None,
-          tracking: Tracking | None = None, padding_side: str = "right") -> tuple[nn.Module, TrainState]:
+          tracking: Tracking | None = None, padding_side: str = "right",
+          on_evaluation: EvaluationHook | None = None) -> tuple[nn.Module, TrainState]:
     """Fine-tune ``model`` in place and return it holding the weights of its best validation score. With
     ``checkpoints``, continue from the latest one there is and write new ones as the run goes; with ``tracking``,
-    report the training log and every evaluation to experiment trackers."""
+    report the training log and every evaluation to experiment trackers; ``on_evaluation`` hears every validation
+    score."""
     # set up: accelerator, loader, optimizer and schedule; the latest checkpoint when resuming
     loop = _setup(model, train_set, config, pad_token_id, checkpoints, tracking, padding_side)
+    loop.on_evaluation = on_evaluation
     state = _resume(loop)
     processes = loop.accelerator.num_processes
     progress = Progress("training", math.ceil(loop.epochs * len(train_set) / processes),  # this process's texts
@@ -402,6 +409,8 @@ def _evaluate_and_track_best(loop: Loop, state: TrainState, evaluate: EvaluateFn
         f"val loss {metrics['loss']:.4f}, val {config.metric} {score:.4f}{' (best)' if improved else ''}, "
         f"{seconds:.0f} s"
     )
+    if loop.on_evaluation is not None:
+        loop.on_evaluation(state.step / steps_per_epoch, score)
     if not improved:
         state.evaluations_without_gain += 1
         state.stopped_early = config.patience is not None and state.evaluations_without_gain >= config.patience
