@@ -166,6 +166,7 @@ def _tune_args(folder, *extra):
             folder / "study", "--pruner-startup-trials", 1, *extra]
 
 
+@pytest.mark.slow
 def test_tune_killed_with_sigkill_and_run_again_continues_the_study(tune_files):
     study_dir = tune_files / "study"
     args = _tune_args(tune_files, "--trials", 3, "--epochs", 12, "--output", tune_files / "best")
@@ -198,6 +199,7 @@ def test_tune_killed_with_sigkill_and_run_again_continues_the_study(tune_files):
     assert "model saved to" in out
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_study(tune_files):
     study_dir = tune_files / "study"
     _enqueue(study_dir)  # the study exists before they start
