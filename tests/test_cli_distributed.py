@@ -54,7 +54,7 @@ def test_several_processes_need_an_output_name(tmp_path, monkeypatch):
 def test_a_run_killed_mid_epoch_resumes_to_the_weights_and_metrics_of_an_unbroken_run(tiny_model, tmp_path):
     make_texts(480, seed=1).to_csv(tmp_path / "train.csv", index=False)
     options = ["--train", tmp_path / "train.csv", "--model", tiny_model, "--epochs", 2, "--batch-size", 8,
-               "--save-steps", 4, "--eval-steps", 10, "--seed", 3]
+               "--save-steps", 4, "--eval-steps", 10, "--seed", 3, "--low-label", "off"]
     process = bertclf_process(["-q", "train", *options, "--output", tmp_path / "killed"], cwd=tmp_path)
     staging = tmp_path / ".killed.partial"
     wait_until(lambda: latest_checkpoint(staging), "the first checkpoint")
@@ -86,7 +86,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_weights_and_metrics_of_an_unbroke
 def test_resuming_with_an_option_that_changes_the_result_is_one_line(tiny_model, tmp_path):
     make_texts(240, seed=1).to_csv(tmp_path / "train.csv", index=False)
     process = bertclf_process(["-q", "train", "--train", tmp_path / "train.csv", "--model", tiny_model, "--epochs",
-                               50, "--save-steps", 3, "--output", tmp_path / "r1"], cwd=tmp_path)
+                               50, "--save-steps", 3, "--low-label", "off", "--output", tmp_path / "r1"],
+                              cwd=tmp_path)
     staging = tmp_path / ".r1.partial"
     wait_until(lambda: latest_checkpoint(staging), "the first checkpoint")
     process.kill()
@@ -97,8 +98,8 @@ def test_resuming_with_an_option_that_changes_the_result_is_one_line(tiny_model,
     code, _, err = run_cli(["train", "--resume", tmp_path])
     assert code == 2 and err.strip() == (
         f"bertclf: error: {tmp_path} is not the staging directory of an interrupted run (no checkpoint in it)")
-    code, _, err = run_cli(["train", "--train", tmp_path / "train.csv", "--model", tiny_model, "--output",
-                            tmp_path / "r1"])
+    code, _, err = run_cli(["train", "--train", tmp_path / "train.csv", "--model", tiny_model, "--low-label", "off",
+                            "--output", tmp_path / "r1"])
     assert code == 2 and err.strip() == (f"bertclf: error: {staging} holds the checkpoints of an interrupted run: "
                                          f"resume it (bertclf train --resume {staging}) or delete it")
 

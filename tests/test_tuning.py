@@ -2,10 +2,12 @@
 restart continue and that two processes share, the best run directory used by predict, export and serve, and bad
 input in one line."""
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 
 import optuna
@@ -173,14 +175,15 @@ def test_tune_killed_with_sigkill_and_run_again_continues_the_study(tune_files):
     log = (tune_files / "log.txt").open("w")
     process = subprocess.Popen(bertclf_command(args), stdout=subprocess.DEVNULL, stderr=log, env=ONE_THREAD)
     try:
-        def second_trial_running():
+        def second_trial_running():  # read only: opening the storage here would race the command creating it
             if not (study_dir / STUDY_FILE).is_file():
                 return False
             try:
-                trials = _study(study_dir).trials
-            except (KeyError, optuna.exceptions.StorageInternalError):  # the study is being created
+                with contextlib.closing(sqlite3.connect(f"file:{study_dir / STUDY_FILE}?mode=ro", uri=True)) as db:
+                    return db.execute("SELECT count(*) FROM trials JOIN trial_params USING (trial_id) WHERE "
+                                      "number = 1 AND state = 'RUNNING'").fetchone()[0] > 0  # training
+            except sqlite3.OperationalError:  # the tables are being created
                 return False
-            return len(trials) >= 2 and trials[1].state == TrialState.RUNNING and trials[1].params  # training
 
         wait_until(second_trial_running, "the second trial", timeout=120)
         process.send_signal(signal.SIGKILL)
