@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +123,8 @@ def _identity(base: ClassifierConfig, examples: Examples, space: Space) -> dict[
 
 
 def _objective(base: ClassifierConfig, space: Space, train: DataSource, val: DataSource | None,
-               trials_dir: Path) -> Any:
+               trials_dir: Path) -> Callable[[optuna.Trial], float]:
+    """One trial: its options drawn, a training run under them, its record in its own folder."""
     def run_trial(trial: optuna.Trial) -> float:
         mark_trial(trial)
         options = suggest(trial, space)
@@ -182,7 +183,7 @@ def _write_record(trials_dir: Path, record: dict[str, Any]) -> None:
     rundir.write_json_into(folder / TRIAL_FILE, record)
 
 
-def _progress_line(trials: int, metric: str) -> Any:
+def _progress_line(trials: int, metric: str) -> Callable[[optuna.Study, FrozenTrial], None]:
     def progress(study: optuna.Study, trial: FrozenTrial) -> None:
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         if trial.state == TrialState.COMPLETE:
