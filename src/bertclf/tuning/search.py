@@ -26,7 +26,7 @@ from bertclf.tokenization import token_lengths, tokenize
 from bertclf.training import EvaluationHook
 from bertclf.tuning.report import write_trials_csv, write_tune_report
 from bertclf.tuning.space import Space, build_space, default_space, described, parse_space, suggest
-from bertclf.tuning.study import PRUNERS, finished_trials, make_pruner, mark_trial, open_study, storage_url
+from bertclf.tuning.study import finished_trials, make_pruner, mark_trial, open_study, storage_url
 
 log = logging.getLogger("bertclf")
 
@@ -66,6 +66,7 @@ def search(config: ClassifierConfig, train: DataSource, val: DataSource | None, 
     """Run the study's missing trials on ``train`` (scored on ``val``, or on the part a run holds out) and return
     the best options. ``test`` is never read: with one given, trials hold out no test part, as its final run."""
     _check(settings)
+    pruner = make_pruner(settings.pruner, settings.pruner_startup_trials)
     study_dir = Path(settings.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     base = dataclasses.replace(config, report_to=None, output=None, test_size=0.0 if test is not None
@@ -73,7 +74,7 @@ def search(config: ClassifierConfig, train: DataSource, val: DataSource | None, 
     space, examples = _space(base, train, val, settings)
     url = storage_url(study_dir, settings.storage)
     study = open_study(url, settings.study_name, "minimize" if config.metric == "loss" else "maximize",
-                       make_pruner(settings.pruner, settings.pruner_startup_trials), _identity(base, examples, space))
+                       pruner, _identity(base, examples, space))
     missing = settings.trials - finished_trials(study)
     if missing > 0:
         log.info("study %r: %d of %d trials to run, %d options searched: %s", settings.study_name, missing,
@@ -93,8 +94,6 @@ def _check(settings: SearchSettings) -> None:
         raise BertclfError(f"--trials {settings.trials}: at least 1 trial")
     if settings.timeout is not None and settings.timeout <= 0:
         raise BertclfError(f"--timeout {settings.timeout}: must be positive seconds")
-    if settings.pruner not in PRUNERS:
-        raise BertclfError(f"unknown pruner {settings.pruner!r}; choose one of {', '.join(PRUNERS)}")
     if settings.pruner_startup_trials < 0:
         raise BertclfError(f"--pruner-startup-trials {settings.pruner_startup_trials}: must not be negative")
 
