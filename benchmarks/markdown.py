@@ -32,7 +32,8 @@ TARGETS = {"vs_default": 1.5, "vs_tuned": 1.0, "vs_pipeline": 1.5}
 FROZEN_SPEED_TARGET = 5.0  # a frozen encoder's training samples/s over a full fine-tune's
 LONG_TEXT_TIME_TARGET = 4.0  # chunked training may take at most this multiple of head truncation's time
 SUITE_ORDER = ("full", "multilabel", "wide", "long", "recipes-short", "recipes-long", "recipes-multilabel",
-               "recipes-russian", "quick", "inference", "inference-mpnet", "fewshot", "serve", "streaming", "report")
+               "recipes-russian", "quick", "inference", "inference-mpnet", "fewshot", "tune", "serve", "streaming",
+               "report")
 
 SINGLE_LABEL_SCORES = ("accuracy", "f1_macro", "mcc")
 MULTILABEL_SCORES = ("f1_micro", "f1_macro", "subset_accuracy")
@@ -286,6 +287,12 @@ def recipe_names(dataset: dict[str, Any]) -> list[str]:
     return [name for name in dataset["configurations"] if name not in LABELS]
 
 
+def options_text(options: dict[str, Any]) -> str:
+    """``key=value, ...`` with floats to 3 significant digits (a searched learning rate has 16), '-' for none."""
+    return ", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
+                     for key, value in options.items()) or "-"
+
+
 def recipes_section(name: str, results: dict[str, Any]) -> list[str]:
     """Each recipe against bertclf's defaults on one dataset, and where the Trainer ran, against its better
     configuration."""
@@ -310,7 +317,7 @@ def recipes_section(name: str, results: dict[str, Any]) -> list[str]:
     trainers = [side for side in LABELS if side in configurations]
     for configuration in trainers + recipe_names(dataset):
         figures = configurations[configuration]
-        options = ", ".join(f"{key}={value}" for key, value in figures["options"].items()) or "-"
+        options = options_text(figures["options"])
         ours = configuration not in LABELS
         speed = speed_ratio(figures, defaults, same_run=runs[configuration] == runs["defaults"])
         verdict = recipe_verdict(figures, defaults, metric) if ours and configuration != "defaults" else "-"
@@ -775,8 +782,62 @@ def fewshot_section(figures: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+# --- the tune suite -----------------------------------------------------------------------------------------
+
+
+def tune_verdicts(results: dict[str, Any]) -> list[str]:
+    """The tune suite's two targets over its datasets: the tuned configuration more than one standard deviation
+    above the defaults on at least one (the larger of the two standard deviations, as :func:`recipe_verdict`),
+    and more than one below on none."""
+    verdicts = {name: recipe_verdict(dataset["configurations"]["tuned"], dataset["configurations"]["defaults"],
+                                     dataset["metric"]) for name, dataset in results["datasets"].items()}
+    helped = [name for name, verdict in verdicts.items() if verdict == "helps"]
+    hurt = [name for name, verdict in verdicts.items() if verdict == "hurts"]
+    return [f"- tuned above the defaults by more than one standard deviation on at least one dataset: "
+            f"{_met(bool(helped))} ({', '.join(helped) or 'none'})",
+            f"- tuned below the defaults by more than one standard deviation on none: {_met(not hurt)} "
+            f"({', '.join(hurt) or 'none'})", ""]
+
+
+def tune_summary_row(name: str, dataset: dict[str, Any]) -> str:
+    """A dataset's search cost and what it bought: the test metric of the defaults, the tuned options and the
+    better Trainer configuration, and the tuned options' gain over the defaults per minute of search."""
+    configurations, metric, found = dataset["configurations"], dataset["metric"], dataset["search"]
+    defaults, tuned = configurations["defaults"]["metrics"][metric], configurations["tuned"]["metrics"][metric]
+    trainer = configurations[better_trainer(dataset)]["metrics"][metric]
+    trials = ", ".join(f"{count} {state.lower()}" for state, count in found["trials"].items())
+    gain = tuned["mean"] - defaults["mean"]
+    verdict = recipe_verdict(configurations["tuned"], configurations["defaults"], metric)
+    return (f"| {name} ({METRIC_NAMES[metric]}) | {trials} | {found['minutes']:.0f} | {_pm(defaults)} "
+            f"| {_pm(tuned)} | {_pm(trainer)} | {gain:+.4f} ({verdict}) "
+            f"| {trainer_verdict(configurations['tuned'], dataset)} |")
+
+
+def tune_section(results: dict[str, Any]) -> list[str]:
+    """``tune``: per dataset the search's cost and the tuned options against the defaults and the better Trainer
+    configuration, then each dataset's configurations and the options the search chose."""
+    lines = [*suite_header("tune", results),
+             "One search per dataset (`TextClassifier.tune`: the default space, the median pruner, seed 0) on the "
+             "training part, scored on the validation part; its minutes are the whole call, the final fit of the "
+             "best options included. Then bertclf's defaults, the best trial's options over them (*tuned*) and the "
+             "two Trainer configurations (bertclf's default settings) trained with each seed and scored on the "
+             "test part, which the search never reads. Verdicts by one standard deviation, the larger of the "
+             "two configurations'.", "",
+             "| dataset (test metric) | trials | search minutes | defaults | tuned | better Trainer "
+             "| tuned vs defaults | tuned vs the better Trainer |", "|---" * 8 + "|"]
+    lines += [tune_summary_row(name, dataset) for name, dataset in results["datasets"].items()]
+    lines += [f"| {name} | skipped: {reason} | | | | | | |" for name, reason in results["skipped"].items()]
+    lines += ["", *tune_verdicts(results)]
+    for name, dataset in results["datasets"].items():
+        found = dataset["search"]
+        lines += recipes_section(name, results)[:-1]
+        lines += ["", f"The search's best trial ({found['best_trial']}, validation {found['metric']} "
+                  f"{found['best_value']:.4f}): {options_text(found['best_options'])}.", ""]
+    return lines
+
+
 SINGLE_MEASUREMENT_SECTIONS = {"serve": serving_section, "streaming": file_prediction_section,
-                               "report": report_page_section, "fewshot": fewshot_section}
+                               "report": report_page_section, "fewshot": fewshot_section, "tune": tune_section}
 
 
 def suite_section(suite: str, results: dict[str, Any]) -> list[str]:
@@ -824,7 +885,8 @@ def render(suites: dict[str, dict[str, Any]]) -> str:
         "",
     ]
     ordered = sorted(suites, key=lambda name: SUITE_ORDER.index(name) if name in SUITE_ORDER else 99)
-    recipe_suites = {name: suites[name] for name in ordered if is_recipes_suite(suites[name])}
+    recipe_suites = {name: suites[name] for name in ordered
+                     if name not in SINGLE_MEASUREMENT_SECTIONS and is_recipes_suite(suites[name])}
     first_recipes_suite = next(iter(recipe_suites), None)
     for suite in ordered:
         if suite == first_recipes_suite:  # the recipes suites' one table, before the first of them

@@ -4,7 +4,7 @@
 (``JOB.result.json``); :func:`benchmarks.jobs.run_job` starts it. Jobs of the training suites: train one side
 (``trainer-default``, ``trainer-tuned``, ``bertclf``) and score it on the test part, or time inference of a saved
 bertclf run against ``transformers.pipeline``; the runtimes suite's jobs (``serve-train``, ``serve-time``) live in
-:mod:`benchmarks.suites.runtimes`.
+:mod:`benchmarks.suites.runtimes`, the fewshot and tune suites' (``fewshot``, ``tune-search``) in theirs.
 """
 
 from __future__ import annotations
@@ -110,6 +110,10 @@ def main(job_path: str) -> None:
         from benchmarks.suites.fewshot import run_worker_job as fewshot_job
 
         result = fewshot_job(job)
+    elif job["kind"] == "tune-search":
+        from benchmarks.suites.tune import run_worker_job as search_job
+
+        result = search_job(job)
     elif job["kind"] == "inference":
         result = time_inference(Path(job["run_dir"]), paths["test"], job["settings"]["eval_batch_size"], bf16)
     elif job["side"] == "bertclf":

@@ -332,7 +332,7 @@ def test_the_bookkeeping_imports_neither_torch_nor_bertclf():
 
 
 @pytest.mark.parametrize("path", ["run.py", "suites/serving.py", "suites/file_prediction.py",
-                                  "suites/report_page.py"])
+                                  "suites/report_page.py", "suites/fewshot.py", "suites/tune.py"])
 def test_every_entry_point_saves_its_suite_and_rewrites_benchmarks_md(path):
     tree = ast.parse((BENCHMARKS / path).read_text())
     main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main")
@@ -433,3 +433,36 @@ def test_a_fewshot_draw_takes_the_texts_per_class_and_follows_its_seed():
     multilabel = draw(pd.DataFrame({"text": [f"t{i}" for i in range(200)], "label": labels}), 8, 0, True)
     counts = {name: sum(name in json.loads(cell) for cell in multilabel["label"]) for name in GOEMOTIONS_LABELS}
     assert all(count >= 8 for count in counts.values()) and len(multilabel) <= 40
+
+
+def _tuned_dataset(defaults: tuple[float, float], tuned: tuple[float, float]) -> dict:
+    def configuration(mean: float, std: float, options: dict) -> dict:
+        return {**figures(100.0, mean), "options": options,
+                "metrics": {name: {"mean": mean, "std": std} for name in ("accuracy", "f1_macro", "mcc")}}
+
+    return {"description": "d", "metric": "accuracy", "sizes": {"train": 10, "val": 5, "test": 5},
+            "settings": {"max_length": 24, "batch_size": 32, "learning_rate": 1e-4, "epochs": 3}, "seeds": [0, 1, 2],
+            "configurations": {"trainer-default": configuration(0.80, 0.01, {}),
+                               "trainer-tuned": configuration(0.82, 0.01, {}),
+                               "defaults": configuration(*defaults, {"min_steps": 150}),
+                               "tuned": configuration(*tuned, {"min_steps": 150, "learning_rate": 3.14159e-05})},
+            "search": {"minutes": 12.3, "trials": {"COMPLETE": 14, "PRUNED": 6}, "metric": "accuracy",
+                       "best_value": 0.9, "best_trial": 7, "best_options": {"learning_rate": 3.14159e-05}}}
+
+
+@pytest.mark.parametrize(("second", "helped", "hurt"), [
+    ((0.85, 0.01), "met (a)", "met (none)"),  # within one std of the larger spread: no effect
+    ((0.80, 0.02), "met (a)", "MISSED (b)"),
+])
+def test_the_tune_targets_need_a_gain_beyond_one_std_somewhere_and_a_loss_beyond_it_nowhere(second, helped, hurt):
+    from benchmarks.markdown import tune_section
+
+    results = {**suite({"a": _tuned_dataset((0.84, 0.01), (0.88, 0.01)), "b": _tuned_dataset((0.84, 0.01), second)}),
+               "suite": "tune"}
+    text = "\n".join(tune_section(results))
+    assert f"on at least one dataset: {helped}" in text
+    assert f"on none: {hurt}" in text
+    assert "| a (accuracy) | 14 complete, 6 pruned | 12 | 0.8400 ± 0.0100 | 0.8800 ± 0.0100 | 0.8200 ± 0.0100 " \
+           "| +0.0400 (helps) | beats |" in text
+    assert "learning_rate=3.14e-05" in text  # searched floats to 3 digits
+    assert "## Recipes across the datasets" not in render({"tune": results})  # the tuned row is no recipe
