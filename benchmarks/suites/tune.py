@@ -1,6 +1,6 @@
 """The tune suite: what ``bertclf tune`` buys over bertclf's defaults, and what it costs.
 
-    python -m benchmarks.suites.tune                  # CoLA and TREC, 20 trials each: about 35 minutes on 2 cores
+    python -m benchmarks.suites.tune                  # CoLA and TREC, 20 trials each: 51 minutes on 2 cores
     python -m benchmarks.suites.tune --only trec --trials 10
 
 Per dataset: one search (``TextClassifier.tune``, the default space, the median pruner, seed 0) on the training
@@ -9,7 +9,7 @@ the best trial's options over them, and the two Trainer configurations (bertclf'
 rate, batch size) each trained with seeds 0, 1 and 2 and scored on the test part, which the search never reads.
 Each search and each training runs in a ``benchmarks.worker`` process of its own. The datasets are sliced (see
 ``DATASETS_OF_SUITE``: past the low-label mode's 500 texts, so that trials fine-tune) for a dataset's search and its 12
-trainings to take about 20 minutes here.
+trainings to take 20 to 30 minutes here (the search 11 and 15).
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ def benchmark_dataset(spec: DatasetSpec, root: Path, work: Path, trials: int, pe
 def main(argv: list[str] | None = None) -> None:
     import torch
 
+    from benchmarks import flops
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--only", help="Comma-separated dataset names (" + ", ".join(
@@ -107,8 +109,6 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--only names no dataset of the tune suite")
     bf16 = torch.cuda.is_available()
     started = time.perf_counter()
-    from benchmarks import flops
-
     peak = flops.measure_matmul_rate(bf16)
     results = {
         "suite": SUITE,
