@@ -801,7 +801,7 @@ def tune_verdicts(results: dict[str, Any]) -> list[str]:
 
 def tune_summary_row(name: str, dataset: dict[str, Any]) -> str:
     """A dataset's search cost and what it bought: the test metric of the defaults, the tuned options and the
-    better Trainer configuration, and the tuned options' gain over the defaults per minute of search."""
+    better Trainer configuration, and the tuned options' gain over the defaults with its verdict."""
     configurations, metric, found = dataset["configurations"], dataset["metric"], dataset["search"]
     defaults, tuned = configurations["defaults"]["metrics"][metric], configurations["tuned"]["metrics"][metric]
     trainer = configurations[better_trainer(dataset)]["metrics"][metric]
